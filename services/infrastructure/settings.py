@@ -1,0 +1,51 @@
+"""One settings mechanism: environment variables with the `OMNIROUTE_` prefix.
+
+The two that differ per deployment also answer to the plain names operators expect
+(`DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNIROUTE_", extra="ignore")
+
+    service_name: str = "omniroute"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    database_url: str = Field(
+        default="postgresql+asyncpg://postgres@localhost/omniroute",
+        validation_alias=AliasChoices("OMNIROUTE_DATABASE_URL", "DATABASE_URL"),
+    )
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("OMNIROUTE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    # The local broker has no idempotent producer; Apache Kafka does (see DESIGN.md §6).
+    kafka_enable_idempotence: bool = False
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
+    kafka_create_topics: bool = True
+    kafka_topic_replication_factor: int = 1
+
+    outbox_batch_size: int = 500
+    outbox_poll_interval_seconds: float = 0.5
+    outbox_retention_hours: float = 24.0
+
+    consumer_max_attempts: int = Field(
+        default=5,
+        description="Attempts at a message that keeps failing with a non-transient error before it "
+        "is moved to the dead-letter table, so one bad message never blocks its partition.",
+    )
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"

@@ -1,0 +1,1 @@
+"""Inventory: locations, stock levels, reservations and the movement ledger."""

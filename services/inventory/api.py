@@ -1,0 +1,144 @@
+"""Inventory's internal HTTP API (the gateway fronts it): thin routes over the handlers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.contracts.inventory import (
+    AvailabilityResponse,
+    Location,
+    LocationIn,
+    LocationType,
+    Reconciliation,
+    Reservation,
+    ReservationStatus,
+    StockAdjustmentIn,
+    StockFeedIn,
+    StockFeedResult,
+    StockLevel,
+    StockLevelIn,
+    StockLine,
+)
+from services.infrastructure.database import UnitOfWork
+from services.infrastructure.errors import PROBLEM_RESPONSES, InvalidRequest, NotFound
+from services.inventory import db, domain, handlers
+
+router = APIRouter(responses=PROBLEM_RESPONSES)
+
+
+def unit_of_work(request: Request) -> UnitOfWork:
+    uow: UnitOfWork = request.app.state.runtime.unit_of_work()
+    return uow
+
+
+UoW = Annotated[UnitOfWork, Depends(unit_of_work)]
+
+
+def _location(row: db.LocationRow) -> Location:
+    return Location.model_validate(row.model_dump(exclude={"feed_sequence"}))
+
+
+@router.post("/locations", tags=["locations"])
+async def put_location(body: LocationIn, uow: UoW) -> Location:
+    """Create or update a location (warehouse, store or dropship partner)."""
+    async with uow:
+        return _location(await handlers.upsert_location(body, uow))
+
+
+@router.get("/locations", tags=["locations"])
+async def list_locations(uow: UoW, type: LocationType | None = None) -> list[Location]:  # noqa: A002
+    """Every location, optionally of one type."""
+    async with uow:
+        rows = await db.list_locations(uow.session, type.value if type else None)
+        return [_location(row) for row in rows]
+
+
+@router.get("/locations/{location_id}", tags=["locations"])
+async def get_location(location_id: str, uow: UoW) -> Location:
+    """One location."""
+    async with uow:
+        row = await db.get_location(uow.session, location_id)
+        if row is None:
+            raise NotFound(f"location {location_id!r} does not exist")
+        return _location(row)
+
+
+@router.post("/stock-levels", tags=["stock"])
+async def set_stock_level(body: StockLevelIn, uow: UoW) -> StockLevel:
+    """Set an absolute stock level (creates it if needed); never below what is reserved."""
+    async with uow:
+        return await handlers.set_stock_level(body, uow)
+
+
+@router.get("/stock-levels", tags=["stock"])
+async def list_stock_levels(
+    uow: UoW, location_id: str | None = None, sku: str | None = None
+) -> list[StockLevel]:
+    """Stock levels, filtered by location and/or sku."""
+    async with uow:
+        rows = await db.list_levels(uow.session, location_id, sku)
+        return [handlers._stock_level(row) for row in rows]
+
+
+@router.post("/locations/{location_id}/stock-adjustments", tags=["stock"])
+async def adjust_stock(location_id: str, body: StockAdjustmentIn, uow: UoW) -> StockLevel:
+    """A receipt, POS sale, count correction or damage; recorded in the movement ledger."""
+    async with uow:
+        return await handlers.adjust_stock(location_id, body, uow)
+
+
+@router.put("/locations/{location_id}/stock-feed", tags=["stock"])
+async def put_stock_feed(location_id: str, body: StockFeedIn, uow: UoW) -> StockFeedResult:
+    """A dropship partner's absolute stock feed; older sequences are ignored."""
+    async with uow:
+        return await handlers.apply_stock_feed(location_id, body, uow)
+
+
+@router.get("/availability", tags=["stock"])
+async def availability(
+    uow: UoW,
+    sku: Annotated[list[str], Query(min_length=1, max_length=100)],
+    near: Annotated[str | None, Query(description="LAT,LON", examples=["52.37,4.89"])] = None,
+    radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
+    location_type: LocationType | None = None,
+) -> AvailabilityResponse:
+    """Available units per sku and location, nearest first when `near` is given."""
+    try:
+        point = domain.parse_point(near) if near else None
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    if radius_km is not None and point is None:
+        raise InvalidRequest("radius_km needs near=LAT,LON")
+    async with uow:
+        return await handlers.get_availability(sku, point, radius_km, location_type, uow)
+
+
+@router.get("/reservations/{reservation_id}", tags=["reservations"])
+async def get_reservation(reservation_id: str, uow: UoW) -> Reservation:
+    """One reservation with its lines."""
+    async with uow:
+        row = await db.get_reservation(uow.session, reservation_id)
+        if row is None:
+            raise NotFound(f"reservation {reservation_id!r} does not exist")
+        lines = await db.reservation_lines(uow.session, reservation_id)
+        return Reservation(
+            reservation_id=row.reservation_id,
+            order_id=row.order_id,
+            fulfillment_id=row.fulfillment_id,
+            location_id=row.location_id,
+            status=ReservationStatus(row.status),
+            lines=tuple(StockLine(sku=s, quantity=q) for s, q in lines.items()),
+            hold_until=row.hold_until,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+@router.get("/reconciliation", tags=["stock"])
+async def reconciliation(uow: UoW) -> Reconciliation:
+    """Check that the movement ledger adds up to every stock level."""
+    async with uow:
+        checked, mismatches = await db.mismatched_levels(uow.session)
+        return Reconciliation(levels_checked=checked, mismatches=tuple(mismatches))

@@ -1,0 +1,175 @@
+"""Inventory rules, pure: no I/O, no framework. Everything here is a plain function of its inputs.
+
+The database enforces the same invariants again (CHECK constraints and conditional updates), so
+the rules here produce clear answers and the database makes them hold under concurrency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.contracts.inventory import AdjustmentReason
+
+EARTH_RADIUS_KM = 6371.0088
+MAX_HOLD = timedelta(days=7)
+
+
+class StockRuleViolation(ValueError):
+    """A requested change would break a stock invariant; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Level:
+    on_hand: int
+    reserved: int
+    safety_stock: int = 0
+
+    @property
+    def available(self) -> int:
+        """What can still be promised: never negative, even when safety stock exceeds the rest."""
+        return max(self.on_hand - self.reserved - self.safety_stock, 0)
+
+    def check(self) -> None:
+        if self.on_hand < 0:
+            raise StockRuleViolation(f"on_hand would be {self.on_hand}; it cannot go below 0")
+        if self.reserved < 0:
+            raise StockRuleViolation(f"reserved would be {self.reserved}; it cannot go below 0")
+        if self.reserved > self.on_hand:
+            raise StockRuleViolation(
+                f"on_hand would be {self.on_hand} while {self.reserved} units are reserved; "
+                "release or commit reservations first"
+            )
+
+
+def adjust(level: Level, delta: int, reason: AdjustmentReason) -> Level:
+    """A relative stock adjustment; the reason fixes the sign a delta may have."""
+    if delta == 0:
+        raise StockRuleViolation("delta must not be 0")
+    if reason is AdjustmentReason.RECEIPT and delta < 0:
+        raise StockRuleViolation("a receipt adds stock: delta must be positive")
+    if reason in (AdjustmentReason.POS_SALE, AdjustmentReason.DAMAGE) and delta > 0:
+        raise StockRuleViolation(f"a {reason.value} removes stock: delta must be negative")
+    adjusted = Level(level.on_hand + delta, level.reserved, level.safety_stock)
+    adjusted.check()
+    return adjusted
+
+
+def set_on_hand(level: Level, on_hand: int, safety_stock: int | None = None) -> Level:
+    """An absolute count. It may not drop below what is reserved: those units are promised."""
+    result = Level(
+        on_hand, level.reserved, level.safety_stock if safety_stock is None else safety_stock
+    )
+    result.check()
+    return result
+
+
+@dataclass(frozen=True)
+class FeedOutcome:
+    level: Level
+    shortfall: int  # units the partner reported missing below what is already reserved
+
+
+def apply_feed(level: Level, reported_on_hand: int) -> FeedOutcome:
+    """A partner's absolute figure. Reservations are preserved: when the partner reports fewer
+    units than are reserved there, on_hand stays at the reserved quantity and the shortfall is
+    reported, instead of silently breaking promises already made to customers."""
+    if reported_on_hand >= level.reserved:
+        return FeedOutcome(Level(reported_on_hand, level.reserved, level.safety_stock), 0)
+    return FeedOutcome(
+        Level(level.reserved, level.reserved, level.safety_stock), level.reserved - reported_on_hand
+    )
+
+
+def feed_is_newer(sequence: int, last_applied: int | None) -> bool:
+    """Feeds may arrive out of order; only a sequence above the last applied one counts."""
+    return last_applied is None or sequence > last_applied
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    sku: str
+    requested: int
+    available: int
+
+
+def shortages(requested: dict[str, int], levels: dict[str, Level]) -> list[Shortfall]:
+    """Which lines of an all-or-nothing reservation cannot be held, in sku order."""
+    missing = []
+    for sku in sorted(requested):
+        level = levels.get(sku)
+        available = level.available if level is not None else 0
+        if requested[sku] > available:
+            missing.append(Shortfall(sku, requested[sku], available))
+    return missing
+
+
+def hold_is_valid(hold_until: datetime | None, now: datetime) -> str | None:
+    """None when the hold time is acceptable, otherwise why not."""
+    if hold_until is None:
+        return None
+    if hold_until.tzinfo is None:
+        return "hold_until must carry a time zone"
+    if hold_until <= now:
+        return f"hold_until {hold_until.isoformat()} is not in the future"
+    if hold_until - now > MAX_HOLD:
+        return f"hold_until may be at most {MAX_HOLD.days} days ahead"
+    return None
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance between two points, in kilometres."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi = phi2 - phi1
+    dlambda = math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    location_id: str
+    lat: float
+    lon: float
+
+
+def nearest_first(
+    candidates: Iterable[Candidate], near: tuple[float, float] | None, radius_km: float | None
+) -> list[tuple[Candidate, float | None]]:
+    """Candidates within the radius, nearest first, ties broken by location id; without a point,
+    all of them by location id."""
+    if near is None:
+        return [(c, None) for c in sorted(candidates, key=lambda c: c.location_id)]
+    measured = [(c, round(haversine_km(near[0], near[1], c.lat, c.lon), 3)) for c in candidates]
+    inside = [(c, d) for c, d in measured if radius_km is None or d <= radius_km]
+    return sorted(inside, key=lambda cd: (cd[1], cd[0].location_id))
+
+
+@dataclass(frozen=True)
+class Movement:
+    on_hand_delta: int
+    reserved_delta: int
+
+
+def replay(movements: Sequence[Movement]) -> Level:
+    """The level the ledger says there should be: the sum of every movement since zero."""
+    return Level(
+        sum(m.on_hand_delta for m in movements),
+        sum(m.reserved_delta for m in movements),
+    )
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """`"52.37,4.89"` -> (52.37, 4.89), with a clear error for anything else."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise ValueError(f"near must be 'LAT,LON', got {text!r}")
+    try:
+        lat, lon = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"near must be two numbers 'LAT,LON', got {text!r}") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or math.isnan(lat) or math.isnan(lon):
+        raise ValueError(f"near is outside the globe: {text!r}")
+    return lat, lon

@@ -1,0 +1,105 @@
+"""The test harness: one real PostgreSQL and one real Kafka-protocol broker per test session,
+on free ports and a private data directory, so tests never touch a running `make run`.
+
+Point the suite at external ones instead with `OMNIROUTE_TEST_DATABASE_URL` (a server URL; the
+suite creates its own databases there) and `OMNIROUTE_TEST_KAFKA` (bootstrap servers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.contracts.topics import ALL_TOPICS
+from services.infrastructure.broker import ensure_topics
+from services.infrastructure.migrations import create_database_if_missing, upgrade_to_head
+from services.launcher.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+
+# Short group timeouts: the local broker ignores LeaveGroup, so a restarted consumer waits a
+# full session timeout before it gets partitions back.
+TEST_KAFKA_SETTINGS = {
+    "kafka_session_timeout_ms": 6000,
+    "kafka_heartbeat_interval_ms": 500,
+}
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("OMNIROUTE_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
+    server.start()
+    server.tune_for_tests()
+    try:
+        yield server.url("postgres")
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def create_service_database(postgres_server_url: str) -> Callable[[str], str]:
+    """Make a fresh, migrated database for `service`; returns its URL."""
+
+    def make(service: str) -> str:
+        name = f"t_{service}_{uuid.uuid4().hex[:8]}"
+        _run_sync(create_database_if_missing(postgres_server_url, name))
+        url = database_url(postgres_server_url, name)
+        upgrade_to_head(service, url)
+        return url
+
+    return make
+
+
+def database_url(server_url: str, name: str) -> str:
+    """The URL of database `name` on the server of `server_url`."""
+    from sqlalchemy.engine import make_url
+
+    from services.infrastructure.database import async_database_url
+
+    url = make_url(async_database_url(server_url)).set(database=name)
+    return url.render_as_string(hide_password=False)
+
+
+def _run_sync(coro: object) -> None:
+    # Fixtures that build databases run before the session loop exists or inside it; a private
+    # loop in a worker thread works in both cases.
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+
+
+def start_kafka(log_dir: Path) -> EmbeddedKafka:
+    kafka = EmbeddedKafka(port=free_port(), log_path=log_dir / "kafka.log")
+    kafka.start()
+    return kafka
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("OMNIROUTE_TEST_KAFKA")
+    if external:
+        _run_sync(ensure_topics(external, ALL_TOPICS))
+        yield external
+        return
+    kafka = start_kafka(tmp_path_factory.mktemp("kafka"))
+    try:
+        _run_sync(ensure_topics(kafka.bootstrap_servers, ALL_TOPICS))
+        yield kafka.bootstrap_servers
+    finally:
+        kafka.stop()
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """Ids no other test uses, so tests can share one database and broker."""
+    run = uuid.uuid4().hex[:8]
+    return lambda prefix: f"{prefix}-{run}"
+
