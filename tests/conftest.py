@@ -8,10 +8,12 @@ suite creates its own databases there) and `OMNIROUTE_TEST_KAFKA` (bootstrap ser
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -22,6 +24,8 @@ from services.launcher.embedded import EmbeddedKafka, EmbeddedPostgres, free_por
 
 # Short group timeouts: the local broker ignores LeaveGroup, so a restarted consumer waits a
 # full session timeout before it gets partitions back.
+T = TypeVar("T")
+
 TEST_KAFKA_SETTINGS = {
     "kafka_session_timeout_ms": 6000,
     "kafka_heartbeat_interval_ms": 500,
@@ -47,12 +51,15 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 def create_service_database(postgres_server_url: str) -> Callable[[str], str]:
     """Make a fresh, migrated database for `service`; returns its URL."""
 
-    def make(service: str) -> str:
+    def create_and_migrate(service: str) -> str:
         name = f"t_{service}_{uuid.uuid4().hex[:8]}"
-        _run_sync(create_database_if_missing(postgres_server_url, name))
+        asyncio.run(create_database_if_missing(postgres_server_url, name))
         url = database_url(postgres_server_url, name)
         upgrade_to_head(service, url)
         return url
+
+    def make(service: str) -> str:
+        return in_worker_thread(create_and_migrate, service)
 
     return make
 
@@ -67,13 +74,11 @@ def database_url(server_url: str, name: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _run_sync(coro: object) -> None:
-    # Fixtures that build databases run before the session loop exists or inside it; a private
-    # loop in a worker thread works in both cases.
-    import concurrent.futures
-
+def in_worker_thread(function: Callable[..., T], *args: object) -> T:
+    """Run blocking set-up that owns its own event loop (Alembic, asyncio.run) from anywhere,
+    including from inside the session's running loop."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+        return pool.submit(function, *args).result()
 
 
 def start_kafka(log_dir: Path) -> EmbeddedKafka:
@@ -86,12 +91,12 @@ def start_kafka(log_dir: Path) -> EmbeddedKafka:
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("OMNIROUTE_TEST_KAFKA")
     if external:
-        _run_sync(ensure_topics(external, ALL_TOPICS))
+        in_worker_thread(asyncio.run, ensure_topics(external, ALL_TOPICS))
         yield external
         return
     kafka = start_kafka(tmp_path_factory.mktemp("kafka"))
     try:
-        _run_sync(ensure_topics(kafka.bootstrap_servers, ALL_TOPICS))
+        in_worker_thread(asyncio.run, ensure_topics(kafka.bootstrap_servers, ALL_TOPICS))
         yield kafka.bootstrap_servers
     finally:
         kafka.stop()
@@ -102,4 +107,3 @@ def unique() -> Callable[[str], str]:
     """Ids no other test uses, so tests can share one database and broker."""
     run = uuid.uuid4().hex[:8]
     return lambda prefix: f"{prefix}-{run}"
-

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 Sku = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"),
-    Field(description="Stock keeping unit: letters, digits, '.', '_' and '-'.", examples=["TEE-WHT-M"]),
+    Field(
+        description="Stock keeping unit: letters, digits, '.', '_' and '-'.", examples=["TEE-WHT-M"]
+    ),
 ]
 Identifier = Annotated[
     str,

@@ -128,7 +128,12 @@ class RestockReturn(_Lines, Event):
         return self.order_id
 
 
-INVENTORY_COMMANDS: tuple[type[Event], ...] = (ReserveStock, ReleaseStock, CommitStock, RestockReturn)
+INVENTORY_COMMANDS: tuple[type[Event], ...] = (
+    ReserveStock,
+    ReleaseStock,
+    CommitStock,
+    RestockReturn,
+)
 
 
 # Events (inventory.events.v1, key: order_id)

@@ -14,10 +14,14 @@ class TopicSpec:
 
 
 INVENTORY_COMMANDS = TopicSpec(
-    "inventory.commands.v1", 8, "Commands to inventory (ReserveStock, ReleaseStock, ...); key: order_id."
+    "inventory.commands.v1",
+    8,
+    "Commands to inventory (ReserveStock, ReleaseStock, ...); key: order_id.",
 )
 INVENTORY_EVENTS = TopicSpec(
-    "inventory.events.v1", 8, "Outcomes of inventory commands and reservation expiries; key: order_id."
+    "inventory.events.v1",
+    8,
+    "Outcomes of inventory commands and reservation expiries; key: order_id.",
 )
 INVENTORY_AVAILABILITY = TopicSpec(
     "inventory.availability.v1",

@@ -82,8 +82,14 @@ async def ensure_topics(
             return []
         try:
             response = await admin.create_topics(
-                [NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=replication_factor)
-                 for spec in missing]
+                [
+                    NewTopic(
+                        spec.name,
+                        num_partitions=spec.partitions,
+                        replication_factor=replication_factor,
+                    )
+                    for spec in missing
+                ]
             )
         except TopicAlreadyExistsError:
             return []  # another process won the race

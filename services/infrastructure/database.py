@@ -8,7 +8,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from opentelemetry import propagate
-from sqlalchemy import insert
+from sqlalchemy import String, column, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 
 from services.contracts.base import Event
 from services.contracts.envelope import Envelope
-from services.infrastructure.outbox import OutboxMessage
+from services.infrastructure.tables import DeadLetter, InboxMessage, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,35 @@ class UnitOfWork:
                 "payload": envelope.model_dump(mode="json", exclude_none=True),
                 "headers": headers,
             }
+        )
+
+    async def claim_message(self, consumer: str, event_id: str, event_type: str) -> bool:
+        """Record a consumed message id; False if `consumer` has applied it already.
+
+        Claiming first makes a concurrent duplicate wait on the primary key and then find it
+        taken, so only one of them ever applies the effect.
+        """
+        statement = (
+            pg_insert(InboxMessage)
+            .values(consumer=consumer, event_id=event_id, event_type=event_type)
+            .on_conflict_do_nothing()
+            .returning(column("event_id", String))
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def park_dead_letter(self, consumer: str, delivery: Any, reason: str) -> None:
+        """Keep a message that can never be applied, with why, for an operator to look at."""
+        await self.session.execute(
+            insert(DeadLetter).values(
+                consumer=consumer,
+                topic=delivery.topic,
+                partition=delivery.partition,
+                offset=delivery.offset,
+                message_key=delivery.key,
+                value=delivery.value,
+                headers=delivery.headers,
+                reason=reason[:4000],
+            )
         )
 
     async def commit(self) -> None:

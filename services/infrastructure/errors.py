@@ -65,7 +65,9 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update(extensions)
-    headers = {"Retry-After": str(extensions["retry_after"])} if "retry_after" in extensions else None
+    headers = (
+        {"Retry-After": str(extensions["retry_after"])} if "retry_after" in extensions else None
+    )
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -87,9 +89,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()
-        ]
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         if any(e.get("type") == "json_invalid" for e in errors):
             return problem(
                 400,

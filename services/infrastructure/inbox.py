@@ -13,50 +13,16 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, text
-from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlmodel import Field, SQLModel
 
 from services.contracts.base import Event
 from services.contracts.envelope import Envelope
 from services.infrastructure.database import UnitOfWork
 
 log = logging.getLogger(__name__)
-
-
-class InboxMessage(SQLModel, table=True):
-    __tablename__ = "inbox"
-
-    consumer: str = Field(primary_key=True, max_length=100)
-    event_id: str = Field(primary_key=True, max_length=128)
-    event_type: str = Field(max_length=200)
-    received_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    )
-
-
-class DeadLetter(SQLModel, table=True):
-    __tablename__ = "dead_letters"
-
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
-    consumer: str = Field(max_length=100)
-    topic: str = Field(max_length=200)
-    partition: int
-    offset: int = Field(sa_column=Column(BigInteger, nullable=False))
-    message_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
-    value: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
-    headers: dict[str, str] = Field(sa_column=Column(JSONB, nullable=False))
-    reason: str
-    received_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    )
 
 
 UoW = TypeVar("UoW", bound=UnitOfWork)
@@ -90,11 +56,11 @@ class Delivery:
 
 def is_transient(exc: BaseException) -> bool:
     """Errors that go away by themselves: retry the same message instead of parking it."""
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
+    if isinstance(
+        exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError
+    ):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return False
+    return bool(isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 class Dispatcher(Generic[UoW]):
@@ -110,7 +76,9 @@ class Dispatcher(Generic[UoW]):
         retry_delay: float = 0.5,
     ) -> None:
         self.consumer = consumer
-        self._routes = {event_type.TYPE: (event_type, handler) for event_type, handler in routes.items()}
+        self._routes = {
+            event_type.TYPE: (event_type, handler) for event_type, handler in routes.items()
+        }
         self._uow_factory = uow_factory
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
@@ -131,7 +99,10 @@ class Dispatcher(Generic[UoW]):
         self._failures.pop(delivery.position, None)
         if not applied:
             log.info(
-                "duplicate %s %s ignored", envelope.type, envelope.id, extra={"event_id": envelope.id}
+                "duplicate %s %s ignored",
+                envelope.type,
+                envelope.id,
+                extra={"event_id": envelope.id},
             )
 
     def _parse(self, delivery: Delivery) -> tuple[Envelope, Event, Handler[UoW]] | str:
@@ -153,15 +124,7 @@ class Dispatcher(Generic[UoW]):
 
     async def _apply(self, envelope: Envelope, event: Event, handler: Handler[UoW]) -> bool:
         async with self._uow_factory() as uow:
-            # Recording the id first makes a concurrent duplicate wait on the primary key and
-            # then find it taken: only one of them ever applies the effect.
-            recorded = await uow.session.execute(
-                insert(InboxMessage)
-                .values(consumer=self.consumer, event_id=envelope.id, event_type=envelope.type)
-                .on_conflict_do_nothing()
-                .returning(InboxMessage.event_id)  # type: ignore[arg-type]
-            )
-            if recorded.first() is None:
+            if not await uow.claim_message(self.consumer, envelope.id, envelope.type):
                 return False
             await handler(event, uow)
             await uow.commit()
@@ -202,18 +165,7 @@ class Dispatcher(Generic[UoW]):
             extra={"consumer": self.consumer, "reason": reason},
         )
         async with self._uow_factory() as uow:
-            await uow.session.execute(
-                insert(DeadLetter).values(
-                    consumer=self.consumer,
-                    topic=delivery.topic,
-                    partition=delivery.partition,
-                    offset=delivery.offset,
-                    message_key=delivery.key,
-                    value=delivery.value,
-                    headers=delivery.headers,
-                    reason=reason[:4000],
-                )
-            )
+            await uow.park_dead_letter(self.consumer, delivery, reason)
             await uow.commit()
 
 

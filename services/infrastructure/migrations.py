@@ -34,7 +34,9 @@ def upgrade_to_head(service: str, database_url: str) -> None:
 def run_migrations(metadata: MetaData, tables: Collection[str]) -> None:
     """The body of every service's `env.py`: online, async, limited to the service's tables."""
 
-    def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    def include_object(
+        obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+    ) -> bool:
         if type_ == "table":
             return name in tables
         table = getattr(obj, "table", None)
@@ -69,7 +71,11 @@ async def create_database_if_missing(server_url: str, name: str) -> bool:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists:
             return False
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        quoted = await conn.fetchval("SELECT quote_ident($1)", name)
+        try:
+            await conn.execute(f"CREATE DATABASE {quoted}")
+        except asyncpg.DuplicateDatabaseError:
+            return False  # another process created it between our check and our create
         return True
     finally:
         await conn.close()

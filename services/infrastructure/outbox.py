@@ -11,16 +11,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from prometheus_client import Counter, Gauge
-from sqlalchemy import BigInteger, Column, DateTime, Index, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import Field, SQLModel
 
 log = logging.getLogger(__name__)
 
@@ -28,31 +25,10 @@ OUTBOX_PUBLISHED = Counter(
     "omniroute_outbox_published_total", "Outbox messages published to Kafka", ["service"]
 )
 OUTBOX_BACKLOG = Gauge(
-    "omniroute_outbox_backlog", "Outbox messages seen unpublished at the last relay pass", ["service"]
+    "omniroute_outbox_backlog",
+    "Outbox messages seen unpublished at the last relay pass",
+    ["service"],
 )
-
-
-class OutboxMessage(SQLModel, table=True):
-    __tablename__ = "outbox"
-    __table_args__ = (
-        # The relay only ever looks for unpublished rows, oldest first.
-        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
-    )
-
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
-    event_id: str = Field(unique=True, max_length=128)
-    topic: str = Field(max_length=200)
-    message_key: str = Field(max_length=200)
-    event_type: str = Field(max_length=200)
-    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    headers: dict[str, str] = Field(sa_column=Column(JSONB, nullable=False))
-    created_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    )
-    published_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
 
 
 class Publisher(Protocol):
@@ -175,4 +151,3 @@ class OutboxRelay:
         self._last_purge = now
         async with self._engine.begin() as conn:
             await conn.execute(_PURGE, {"seconds": self._retention_seconds})
-

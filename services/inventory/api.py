@@ -48,7 +48,7 @@ async def put_location(body: LocationIn, uow: UoW) -> Location:
 
 
 @router.get("/locations", tags=["locations"])
-async def list_locations(uow: UoW, type: LocationType | None = None) -> list[Location]:  # noqa: A002
+async def list_locations(uow: UoW, type: LocationType | None = None) -> list[Location]:
     """Every location, optionally of one type."""
     async with uow:
         rows = await db.list_locations(uow.session, type.value if type else None)

@@ -27,7 +27,9 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         routers=[api.router],
         kafka_routers=[consumers.build_router(settings, runtime.unit_of_work)],
         topics=topics.ALL_TOPICS,
-        jobs=[PeriodicJob("reservation-expiry", settings.reservation_sweep_interval_seconds, sweep)],
+        jobs=[
+            PeriodicJob("reservation-expiry", settings.reservation_sweep_interval_seconds, sweep)
+        ],
     )
 
 

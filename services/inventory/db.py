@@ -18,13 +18,15 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     String,
+    column,
     text,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import Field, SQLModel
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
 
 from services.contracts.inventory import ReservationStatus
+from services.infrastructure.tables import INFRASTRUCTURE_TABLES
 from services.inventory.domain import Level
 
 
@@ -109,9 +111,7 @@ class ReservationRow(SQLModel, table=True):
         CheckConstraint(
             "status IN ('held', 'committed', 'released', 'expired')", name="ck_reservations_status"
         ),
-        Index(
-            "ix_reservations_expiring", "hold_until", postgresql_where=text("status = 'held'")
-        ),
+        Index("ix_reservations_expiring", "hold_until", postgresql_where=text("status = 'held'")),
     )
 
     reservation_id: str = Field(primary_key=True, max_length=64)
@@ -128,49 +128,61 @@ class ReservationLineRow(SQLModel, table=True):
     __tablename__ = "reservation_lines"
 
     reservation_id: str = Field(
-        sa_column=Column(
-            String(64), ForeignKey("reservations.reservation_id"), primary_key=True
-        )
+        sa_column=Column(String(64), ForeignKey("reservations.reservation_id"), primary_key=True)
     )
     sku: str = Field(primary_key=True, max_length=64)
     quantity: int
 
 
-TABLES = frozenset(
-    {"locations", "stock_levels", "movements", "reservations", "reservation_lines",
-     "outbox", "inbox", "dead_letters"}
-)
+TABLES = INFRASTRUCTURE_TABLES | {
+    "locations",
+    "stock_levels",
+    "movements",
+    "reservations",
+    "reservation_lines",
+}
 
 
 # Locations
 
 
 async def upsert_location(session: AsyncSession, values: dict[str, Any]) -> LocationRow:
-    statement = insert(LocationRow).values(**values)
-    statement = statement.on_conflict_do_update(
+    proposed = insert(LocationRow).values(**values)
+    upsert = proposed.on_conflict_do_update(
         index_elements=["location_id"],
-        set_={**{k: statement.excluded[k] for k in values if k != "location_id"},
-              "updated_at": text("now()")},
+        set_={
+            **{k: proposed.excluded[k] for k in values if k != "location_id"},
+            "updated_at": text("now()"),
+        },
     ).returning(LocationRow)
-    row = (await session.execute(statement)).scalar_one()
-    return row
+    return (await session.execute(upsert)).scalar_one()
 
 
-async def get_location(session: AsyncSession, location_id: str, *, lock: bool = False) -> LocationRow | None:
-    query = text("SELECT * FROM locations WHERE location_id = :id" + (" FOR UPDATE" if lock else ""))
+async def get_location(
+    session: AsyncSession, location_id: str, *, lock: bool = False
+) -> LocationRow | None:
+    query = text(
+        "SELECT * FROM locations WHERE location_id = :id" + (" FOR UPDATE" if lock else "")
+    )
     row = (await session.execute(query, {"id": location_id})).mappings().first()
     return LocationRow(**row) if row else None
 
 
-async def list_locations(session: AsyncSession, location_type: str | None = None) -> list[LocationRow]:
+async def list_locations(
+    session: AsyncSession, location_type: str | None = None
+) -> list[LocationRow]:
     query = "SELECT * FROM locations" + (" WHERE type = :type" if location_type else "")
-    rows = (await session.execute(text(query + " ORDER BY location_id"), {"type": location_type})).mappings()
+    rows = (
+        await session.execute(text(query + " ORDER BY location_id"), {"type": location_type})
+    ).mappings()
     return [LocationRow(**row) for row in rows]
 
 
 async def set_feed_sequence(session: AsyncSession, location_id: str, sequence: int) -> None:
     await session.execute(
-        text("UPDATE locations SET feed_sequence = :seq, updated_at = now() WHERE location_id = :id"),
+        text(
+            "UPDATE locations SET feed_sequence = :seq, updated_at = now() WHERE location_id = :id"
+        ),
         {"seq": sequence, "id": location_id},
     )
 
@@ -178,7 +190,9 @@ async def set_feed_sequence(session: AsyncSession, location_id: str, sequence: i
 # Stock levels
 
 
-LEVEL_COLUMNS = "s.location_id, s.sku, s.on_hand, s.reserved, s.safety_stock, s.version, s.updated_at"
+LEVEL_COLUMNS = (
+    "s.location_id, s.sku, s.on_hand, s.reserved, s.safety_stock, s.version, s.updated_at"
+)
 
 
 def level_of(row: Any) -> Level:
@@ -206,7 +220,9 @@ async def list_levels(
         conditions.append("s.sku = :sku")
     where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
     query = f"SELECT {LEVEL_COLUMNS} FROM stock_levels s{where} ORDER BY s.location_id, s.sku LIMIT :limit"
-    return (await session.execute(text(query), {"loc": location_id, "sku": sku, "limit": limit})).all()
+    return (
+        await session.execute(text(query), {"loc": location_id, "sku": sku, "limit": limit})
+    ).all()
 
 
 _RESERVE = text(
@@ -236,19 +252,32 @@ _SET = text(
 )
 
 
-async def try_reserve(session: AsyncSession, location_id: str, sku: str, quantity: int) -> Any | None:
+async def try_reserve(
+    session: AsyncSession, location_id: str, sku: str, quantity: int
+) -> Any | None:
     """Reserve if available; the updated level, or None when there is not enough (or no level)."""
-    return (await session.execute(_RESERVE, {"loc": location_id, "sku": sku, "qty": quantity})).first()
+    return (
+        await session.execute(_RESERVE, {"loc": location_id, "sku": sku, "qty": quantity})
+    ).first()
 
 
 async def change_level(
-    session: AsyncSession, location_id: str, sku: str, *, on_hand_delta: int = 0, reserved_delta: int = 0
+    session: AsyncSession,
+    location_id: str,
+    sku: str,
+    *,
+    on_hand_delta: int = 0,
+    reserved_delta: int = 0,
 ) -> Any:
     return (
         await session.execute(
             _CHANGE,
-            {"loc": location_id, "sku": sku, "on_hand_delta": on_hand_delta,
-             "reserved_delta": reserved_delta},
+            {
+                "loc": location_id,
+                "sku": sku,
+                "on_hand_delta": on_hand_delta,
+                "reserved_delta": reserved_delta,
+            },
         )
     ).one()
 
@@ -313,21 +342,30 @@ async def mismatched_levels(session: AsyncSession) -> tuple[int, list[str]]:
 
 async def claim_reservation(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Insert the reservation header; False when the id exists already (a repeat command)."""
-    statement = insert(ReservationRow).values(**values).on_conflict_do_nothing().returning(
-        ReservationRow.reservation_id  # type: ignore[arg-type]
+    statement = (
+        insert(ReservationRow)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(column("reservation_id", String))
     )
     return (await session.execute(statement)).first() is not None
 
 
-async def add_reservation_lines(session: AsyncSession, reservation_id: str, lines: dict[str, int]) -> None:
+async def add_reservation_lines(
+    session: AsyncSession, reservation_id: str, lines: dict[str, int]
+) -> None:
     await session.execute(
         insert(ReservationLineRow),
         [{"reservation_id": reservation_id, "sku": sku, "quantity": q} for sku, q in lines.items()],
     )
 
 
-async def get_reservation(session: AsyncSession, reservation_id: str, *, lock: bool = False) -> Any | None:
-    query = "SELECT * FROM reservations WHERE reservation_id = :id" + (" FOR UPDATE" if lock else "")
+async def get_reservation(
+    session: AsyncSession, reservation_id: str, *, lock: bool = False
+) -> Any | None:
+    query = "SELECT * FROM reservations WHERE reservation_id = :id" + (
+        " FOR UPDATE" if lock else ""
+    )
     return (await session.execute(text(query), {"id": reservation_id})).first()
 
 
@@ -339,14 +377,20 @@ async def reservation_lines(session: AsyncSession, reservation_id: str) -> dict[
     return {row.sku: row.quantity for row in rows}
 
 
-async def set_reservation_status(session: AsyncSession, reservation_id: str, status: ReservationStatus) -> None:
+async def set_reservation_status(
+    session: AsyncSession, reservation_id: str, status: ReservationStatus
+) -> None:
     await session.execute(
-        text("UPDATE reservations SET status = :status, updated_at = now() WHERE reservation_id = :id"),
+        text(
+            "UPDATE reservations SET status = :status, updated_at = now() WHERE reservation_id = :id"
+        ),
         {"status": status.value, "id": reservation_id},
     )
 
 
-async def lock_expired_reservations(session: AsyncSession, now: datetime, limit: int) -> Sequence[Any]:
+async def lock_expired_reservations(
+    session: AsyncSession, now: datetime, limit: int
+) -> Sequence[Any]:
     """Held reservations past their hold time; SKIP LOCKED lets several replicas sweep at once."""
     query = text(
         "SELECT * FROM reservations WHERE status = 'held' AND hold_until <= :now"

@@ -80,8 +80,14 @@ def _emit_level_changed(uow: UnitOfWork, row: Any) -> None:
     )
 
 
-def _movement(row: Any, kind: str, on_hand_delta: int, reserved_delta: int, reference: str | None,
-              note: str | None = None) -> dict[str, Any]:
+def _movement(
+    row: Any,
+    kind: str,
+    on_hand_delta: int,
+    reserved_delta: int,
+    reference: str | None,
+    note: str | None = None,
+) -> dict[str, Any]:
     return {
         "location_id": row.location_id,
         "sku": row.sku,
@@ -173,8 +179,10 @@ async def reserve_stock(command: ReserveStock, uow: UnitOfWork) -> None:
 
     await db.record_movements(
         session,
-        [_movement(row, "reservation", 0, requested[row.sku], command.reservation_id)
-         for row in reserved_rows],
+        [
+            _movement(row, "reservation", 0, requested[row.sku], command.reservation_id)
+            for row in reserved_rows
+        ],
     )
     for row in reserved_rows:
         _emit_level_changed(uow, row)
@@ -248,8 +256,11 @@ async def release_stock(command: ReleaseStock, uow: UnitOfWork) -> None:
         await db.set_reservation_status(session, command.reservation_id, ReservationStatus.RELEASED)
         reason, location_id = command.reason, reservation.location_id
     else:
-        log.warning("release of reservation %s ignored: already %s",
-                    command.reservation_id, reservation.status)
+        log.warning(
+            "release of reservation %s ignored: already %s",
+            command.reservation_id,
+            reservation.status,
+        )
         released, location_id = {}, reservation.location_id
         reason = f"{command.reason} (nothing released: already {reservation.status})"
     uow.emit(
@@ -289,7 +300,10 @@ async def commit_stock(command: CommitStock, uow: UnitOfWork) -> None:
         movements = []
         for sku in sorted(lines):
             row = await db.change_level(
-                session, reservation.location_id, sku, on_hand_delta=-lines[sku],
+                session,
+                reservation.location_id,
+                sku,
+                on_hand_delta=-lines[sku],
                 reserved_delta=-lines[sku],
             )
             movements.append(
@@ -297,7 +311,9 @@ async def commit_stock(command: CommitStock, uow: UnitOfWork) -> None:
             )
             _emit_level_changed(uow, row)
         await db.record_movements(session, movements)
-        await db.set_reservation_status(session, command.reservation_id, ReservationStatus.COMMITTED)
+        await db.set_reservation_status(
+            session, command.reservation_id, ReservationStatus.COMMITTED
+        )
     uow.emit(
         StockCommitted(
             order_id=command.order_id,
@@ -384,13 +400,17 @@ async def _require_location(uow: UnitOfWork, location_id: str, *, lock: bool = F
 async def set_stock_level(body: StockLevelIn, uow: UnitOfWork) -> StockLevel:
     """Set on_hand (and optionally safety stock) to an absolute figure."""
     await _require_location(uow, body.location_id)
-    current = (await db.get_levels(uow.session, body.location_id, [body.sku], lock=True)).get(body.sku)
+    current = (await db.get_levels(uow.session, body.location_id, [body.sku], lock=True)).get(
+        body.sku
+    )
     before = db.level_of(current) if current else domain.Level(0, 0, 0)
     try:
         after = domain.set_on_hand(before, body.on_hand, body.safety_stock)
     except domain.StockRuleViolation as exc:
         raise Conflict(str(exc)) from None
-    row = await db.put_level(uow.session, body.location_id, body.sku, after.on_hand, after.safety_stock)
+    row = await db.put_level(
+        uow.session, body.location_id, body.sku, after.on_hand, after.safety_stock
+    )
     await db.record_movements(
         uow.session, [_movement(row, "count", after.on_hand - before.on_hand, 0, None, "set level")]
     )
@@ -445,10 +465,17 @@ async def apply_stock_feed(location_id: str, body: StockFeedIn, uow: UnitOfWork)
         if sku in current and outcome.level.on_hand == before.on_hand:
             levels.append(_stock_level(current[sku]))
             continue
-        row = await db.put_level(uow.session, location_id, sku, outcome.level.on_hand, before.safety_stock)
+        row = await db.put_level(
+            uow.session, location_id, sku, outcome.level.on_hand, before.safety_stock
+        )
         movements.append(
-            _movement(row, "stock_feed", outcome.level.on_hand - before.on_hand, 0,
-                      f"feed:{body.sequence}")
+            _movement(
+                row,
+                "stock_feed",
+                outcome.level.on_hand - before.on_hand,
+                0,
+                f"feed:{body.sequence}",
+            )
         )
         _emit_level_changed(uow, row)
         levels.append(_stock_level(row))

@@ -118,7 +118,9 @@ class EmbeddedKafka:
         deadline = time.monotonic() + timeout
         while not port_is_open(self.host, self.port):
             if self._process.poll() is not None:
-                raise RuntimeError(f"the Kafka broker exited with code {self._process.returncode}")
+                code = self._process.returncode
+                self.stop()
+                raise RuntimeError(f"the Kafka broker exited with code {code}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"the Kafka broker did not listen on {listener} in {timeout}s")

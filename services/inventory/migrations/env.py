@@ -2,8 +2,7 @@
 
 from sqlmodel import SQLModel
 
-import services.infrastructure.inbox
-import services.infrastructure.outbox
+import services.infrastructure.tables
 import services.inventory.db  # noqa: F401  (registers the tables on SQLModel.metadata)
 from services.infrastructure.migrations import run_migrations
 from services.inventory.db import TABLES

@@ -99,7 +99,12 @@ async def set_stock(
 ) -> dict[str, Any]:
     response = await client.post(
         "/stock-levels",
-        json={"location_id": location_id, "sku": sku, "on_hand": on_hand, "safety_stock": safety_stock},
+        json={
+            "location_id": location_id,
+            "sku": sku,
+            "on_hand": on_hand,
+            "safety_stock": safety_stock,
+        },
     )
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]

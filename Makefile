@@ -1,0 +1,34 @@
+# Every target creates or updates the project virtualenv first, so each works on a fresh machine
+# with nothing but Python 3.11+ installed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Omniroute needs Python 3.11 or newer (try: make PYTHON=python3.11 ...)") if sys.version_info < (3, 11) else None'
+	@echo "Setting up $(VENV) (first run takes a minute)..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+## run: start PostgreSQL, Kafka, every service and demo data; Ctrl-C stops it all
+run: $(STAMP)
+	@$(BIN)/omniroute run
+
+## test: unit, integration and end-to-end tests against a real PostgreSQL and Kafka-protocol broker
+test: $(STAMP)
+	@$(BIN)/pytest
+
+## lint: ruff, mypy and the import-linter contracts (services never import each other)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis

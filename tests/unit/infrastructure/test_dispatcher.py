@@ -1,0 +1,149 @@
+"""The consuming pipeline with a fake unit of work: what is applied, dropped, retried, parked."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from services.contracts.inventory import ReleaseStock
+from services.infrastructure.inbox import Delivery, Dispatcher
+from tests.support.kafka import cloud_event, envelope_bytes
+
+
+class FakeUnitOfWork:
+    """Remembers claimed ids, parked letters and commits across instances, like a database."""
+
+    def __init__(self, store: dict[str, Any]) -> None:
+        self.store = store
+
+    async def __aenter__(self) -> FakeUnitOfWork:
+        self.pending: list[Any] = []
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.pending = []
+
+    async def claim_message(self, consumer: str, event_id: str, event_type: str) -> bool:
+        key = (consumer, event_id)
+        if key in self.store["claimed"]:
+            return False
+        self.pending.append(("claim", key))
+        return True
+
+    async def park_dead_letter(self, consumer: str, delivery: Delivery, reason: str) -> None:
+        self.pending.append(("dead", reason))
+
+    def emit(self, event: Any) -> None:
+        self.pending.append(("emit", event))
+
+    async def commit(self) -> None:
+        for kind, value in self.pending:
+            if kind == "claim":
+                self.store["claimed"].add(value)
+            elif kind == "dead":
+                self.store["dead"].append(value)
+            else:
+                self.store["emitted"].append(value)
+        self.pending = []
+
+
+@pytest.fixture
+def store() -> dict[str, Any]:
+    return {"claimed": set(), "dead": [], "emitted": []}
+
+
+def make_dispatcher(store: dict[str, Any], handler: Any) -> Dispatcher[Any]:
+    return Dispatcher(
+        "test-consumer",
+        {ReleaseStock: handler},
+        lambda: FakeUnitOfWork(store),
+        max_attempts=3,
+        retry_delay=0,
+    )
+
+
+def delivery(value: bytes, offset: int = 0) -> Delivery:
+    return Delivery(topic="t", partition=0, offset=offset, key=b"k", value=value, headers={})
+
+
+RELEASE = ReleaseStock(order_id="o1", reservation_id="r1")
+
+
+async def test_a_message_is_applied_once_per_id(store: dict[str, Any]) -> None:
+    applied: list[ReleaseStock] = []
+
+    async def handler(event: ReleaseStock, uow: FakeUnitOfWork) -> None:
+        applied.append(event)
+        uow.emit("released")
+
+    dispatcher = make_dispatcher(store, handler)
+    message = envelope_bytes(RELEASE, event_id="e1")
+    await dispatcher.dispatch(delivery(message, 0))
+    await dispatcher.dispatch(delivery(message, 1))
+    await dispatcher.dispatch(delivery(envelope_bytes(RELEASE, event_id="e2"), 2))
+
+    assert applied == [RELEASE, RELEASE]
+    assert store["emitted"] == ["released", "released"]
+    assert store["claimed"] == {("test-consumer", "e1"), ("test-consumer", "e2")}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"", "empty message"),
+        (b"[1, 2", "not a CloudEvent"),
+        (json.dumps({"id": "x"}).encode(), "not a CloudEvent"),
+        (cloud_event("omniroute.unknown.v1", {}), "unknown event type 'omniroute.unknown.v1'"),
+        (
+            cloud_event("omniroute.inventory.release_stock.v1", {"order_id": "o1"}),
+            "invalid omniroute.inventory.release_stock.v1 data: reservation_id: Field required",
+        ),
+    ],
+)
+async def test_what_can_never_apply_is_parked_with_its_reason(
+    store: dict[str, Any], value: bytes, reason: str
+) -> None:
+    async def handler(event: ReleaseStock, uow: FakeUnitOfWork) -> None:
+        raise AssertionError("must not be called")
+
+    await make_dispatcher(store, handler).dispatch(delivery(value))
+    (parked,) = store["dead"]
+    assert reason in parked
+
+
+async def test_a_transient_failure_is_redelivered_without_a_trace(store: dict[str, Any]) -> None:
+    async def handler(event: ReleaseStock, uow: FakeUnitOfWork) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError())
+
+    dispatcher = make_dispatcher(store, handler)
+    for _ in range(5):  # more than max_attempts: transient failures are never parked
+        with pytest.raises(OperationalError):
+            await dispatcher.dispatch(delivery(envelope_bytes(RELEASE, event_id="e1")))
+    assert store == {"claimed": set(), "dead": [], "emitted": []}
+
+
+async def test_a_handler_that_keeps_failing_is_parked_after_its_attempts(
+    store: dict[str, Any],
+) -> None:
+    calls = 0
+
+    async def handler(event: ReleaseStock, uow: FakeUnitOfWork) -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError("restock for unknown location 'x'")
+
+    dispatcher = make_dispatcher(store, handler)
+    message = delivery(envelope_bytes(RELEASE, event_id="e1"), offset=7)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="unknown location"):
+            await dispatcher.dispatch(message)
+    await dispatcher.dispatch(message)  # the third attempt parks it and lets the partition go on
+
+    assert calls == 3
+    (parked,) = store["dead"]
+    assert "handler failed 3 times" in parked
+    assert "unknown location" in parked
+    assert store["claimed"] == set()
