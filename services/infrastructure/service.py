@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker, KafkaRouter
-from prometheus_client import Histogram, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -155,7 +155,6 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     app.include_router(_operations_router(runtime))
-    app.mount("/metrics", make_asgi_app())
 
     @app.middleware("http")
     async def _measure(
@@ -197,5 +196,10 @@ def _operations_router(runtime: Runtime) -> APIRouter:
         if problems:
             raise ServiceUnavailable("not ready: " + "; ".join(problems), unavailable=problems)
         return {"status": "ready", "database": "ok", "broker": "ok"}
+
+    @router.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics: HTTP latency, consumer and outbox counters."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -253,3 +253,23 @@ async def test_availability_nearest_first_within_a_radius(
 
     unknown = (await inventory.get("/availability", params={"sku": unique("NOPE")})).json()
     assert unknown["items"][0] == {"sku": unique("NOPE"), "total_available": 0, "locations": []}
+
+
+async def test_operations_endpoints(inventory: httpx.AsyncClient) -> None:
+    assert (await inventory.get("/healthz")).json() == {"status": "ok"}
+    assert (await inventory.get("/readyz")).json() == {
+        "status": "ready",
+        "database": "ok",
+        "broker": "ok",
+    }
+    await inventory.get("/locations")
+    metrics = await inventory.get("/metrics")
+    assert metrics.status_code == 200
+    assert (
+        'omniroute_http_request_duration_seconds_count{method="GET",route="/locations"'
+        in metrics.text
+    )
+    assert "omniroute_outbox_published_total" in metrics.text
+    spec = (await inventory.get("/openapi.json")).json()
+    assert "/availability" in spec["paths"]
+    assert spec["paths"]["/availability"]["get"]["description"]
