@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from services.contracts import topics
 from services.contracts.base import Contract, Event, Identifier, Sku
@@ -75,8 +75,10 @@ class ReserveStock(_Lines, Event):
     fulfillment_id: Identifier
     reservation_id: Identifier
     location_id: Identifier
-    hold_until: datetime | None = Field(
-        default=None, description="When set, the hold expires by itself at this instant."
+    hold_until: AwareDatetime | None = Field(
+        default=None,
+        description="When set (with a time zone, at most 7 days ahead), the hold expires by "
+        "itself at this instant.",
     )
 
     @property
@@ -168,7 +170,7 @@ class RejectionReason(StrEnum):
     UNKNOWN_LOCATION = "unknown_location"
     UNKNOWN_SKU = "unknown_sku"
     RESERVATION_CLOSED = "reservation_closed"
-    HOLD_IN_PAST = "hold_in_past"
+    INVALID_HOLD = "invalid_hold"
 
 
 class StockReservationRejected(_OrderEvent):

@@ -6,9 +6,9 @@ The two that differ per deployment also answer to the plain names operators expe
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,8 +20,9 @@ class ServiceSettings(BaseSettings):
     port: int = 8000
 
     database_url: str = Field(
-        default="postgresql+asyncpg://postgres@localhost/omniroute",
+        default="",
         validation_alias=AliasChoices("OMNIROUTE_DATABASE_URL", "DATABASE_URL"),
+        description="Defaults to database omniroute_<service_name> on localhost.",
     )
     database_pool_size: int = 10
     database_max_overflow: int = 10
@@ -51,3 +52,13 @@ class ServiceSettings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Self:
+        # Derived here rather than overridden per service: redefining the field in a subclass
+        # would drop the DATABASE_URL alias.
+        if not self.database_url:
+            self.database_url = (
+                f"postgresql+asyncpg://postgres@localhost/omniroute_{self.service_name}"
+            )
+        return self

@@ -79,7 +79,7 @@ async def list_stock_levels(
     """Stock levels, filtered by location and/or sku."""
     async with uow:
         rows = await db.list_levels(uow.session, location_id, sku)
-        return [handlers._stock_level(row) for row in rows]
+        return [handlers.stock_level_view(row) for row in rows]
 
 
 @router.post("/locations/{location_id}/stock-adjustments", tags=["stock"])

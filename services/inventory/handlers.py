@@ -51,7 +51,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _stock_level(row: Any) -> StockLevel:
+def stock_level_view(row: Any) -> StockLevel:
     return StockLevel(
         location_id=row.location_id,
         sku=row.sku,
@@ -126,7 +126,7 @@ async def reserve_stock(command: ReserveStock, uow: UnitOfWork) -> None:
         )
 
     if (problem := domain.hold_is_valid(command.hold_until, _now())) is not None:
-        reject(RejectionReason.HOLD_IN_PAST, problem)
+        reject(RejectionReason.INVALID_HOLD, problem)
         return
     if await db.get_location(session, command.location_id) is None:
         reject(RejectionReason.UNKNOWN_LOCATION, f"location {command.location_id!r} does not exist")
@@ -416,7 +416,7 @@ async def set_stock_level(body: StockLevelIn, uow: UnitOfWork) -> StockLevel:
     )
     _emit_level_changed(uow, row)
     await uow.commit()
-    return _stock_level(row)
+    return stock_level_view(row)
 
 
 async def adjust_stock(location_id: str, body: StockAdjustmentIn, uow: UnitOfWork) -> StockLevel:
@@ -441,7 +441,7 @@ async def adjust_stock(location_id: str, body: StockAdjustmentIn, uow: UnitOfWor
     )
     _emit_level_changed(uow, row)
     await uow.commit()
-    return _stock_level(row)
+    return stock_level_view(row)
 
 
 async def apply_stock_feed(location_id: str, body: StockFeedIn, uow: UnitOfWork) -> StockFeedResult:
@@ -463,7 +463,7 @@ async def apply_stock_feed(location_id: str, body: StockFeedIn, uow: UnitOfWork)
         if outcome.shortfall:
             shortfalls.append(Shortage(sku=sku, requested=before.reserved, available=feed[sku]))
         if sku in current and outcome.level.on_hand == before.on_hand:
-            levels.append(_stock_level(current[sku]))
+            levels.append(stock_level_view(current[sku]))
             continue
         row = await db.put_level(
             uow.session, location_id, sku, outcome.level.on_hand, before.safety_stock
@@ -478,7 +478,7 @@ async def apply_stock_feed(location_id: str, body: StockFeedIn, uow: UnitOfWork)
             )
         )
         _emit_level_changed(uow, row)
-        levels.append(_stock_level(row))
+        levels.append(stock_level_view(row))
     await db.record_movements(uow.session, movements)
     await db.set_feed_sequence(uow.session, location_id, body.sequence)
     await uow.commit()

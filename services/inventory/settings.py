@@ -8,7 +8,6 @@ from services.infrastructure.settings import ServiceSettings
 class InventorySettings(ServiceSettings):
     service_name: str = "inventory"
     port: int = 8001
-    database_url: str = "postgresql+asyncpg://postgres@localhost/omniroute_inventory"
     consumer_group: str = "inventory"
     reservation_sweep_interval_seconds: float = 1.0
     reservation_sweep_batch: int = 200

@@ -262,7 +262,7 @@ async def test_a_hold_expires_and_the_stock_comes_back(
     (rejected,) = await inventory_events.wait_for(
         of_type("stock_reservation_rejected", order_id=past.order_id)
     )
-    assert rejected["data"]["reason"] == "hold_in_past"
+    assert rejected["data"]["reason"] == "invalid_hold"
 
 
 async def test_hostile_messages_are_parked_and_never_block_the_partition(
@@ -294,6 +294,9 @@ async def test_hostile_messages_are_parked_and_never_block_the_partition(
         ),
         cloud_event("omniroute.inventory.reserve_stock.v1", {**good, "surprise": True}),
         cloud_event("omniroute.inventory.reserve_stock.v1", {"order_id": order_id}),
+        cloud_event(
+            "omniroute.inventory.reserve_stock.v1", {**good, "hold_until": "2030-01-01T10:00:00"}
+        ),
     ]
     for value in hostile:
         await producer.send(topics.INVENTORY_COMMANDS.name, value, key=order_id)
@@ -324,6 +327,8 @@ async def test_hostile_messages_are_parked_and_never_block_the_partition(
     assert "surprise" in reasons[5]
     assert "Extra inputs are not permitted" in reasons[5]
     assert "invalid omniroute.inventory.reserve_stock.v1 data" in reasons[6]
+    assert "hold_until" in reasons[7]
+    assert "timezone" in reasons[7]
 
 
 async def _when_all(query: Callable[[], Any], count: int) -> list[str] | None:

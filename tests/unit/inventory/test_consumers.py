@@ -12,8 +12,8 @@ from services.contracts import topics
 from services.contracts.inventory import CommitStock, ReserveStock, StockLine
 from services.inventory import consumers, handlers
 from services.inventory.settings import InventorySettings
+from tests.support.fakes import FakeUnitOfWork
 from tests.support.kafka import envelope_bytes
-from tests.unit.infrastructure.test_dispatcher import FakeUnitOfWork
 
 
 async def test_commands_reach_their_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
