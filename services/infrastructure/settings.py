@@ -11,6 +11,10 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Public on purpose: it lets `make run` and tests work out of the box, and a warning is logged
+# whenever it is in use.
+DEVELOPMENT_QUOTE_KEYS = "dev:omniroute-development-key-not-for-production-use"
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OMNIROUTE_", extra="ignore")
@@ -48,6 +52,11 @@ class ServiceSettings(BaseSettings):
         default=5,
         description="Attempts at a message that keeps failing with a non-transient error before it "
         "is moved to the dead-letter table, so one bad message never blocks its partition.",
+    )
+
+    quote_signing_keys: str = Field(
+        default=DEVELOPMENT_QUOTE_KEYS,
+        description="'id:secret' pairs, comma-separated; the first signs, all verify.",
     )
 
     log_level: str = "INFO"

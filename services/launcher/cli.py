@@ -36,6 +36,7 @@ from services.launcher import demo_data
 from services.launcher.embedded import EmbeddedKafka, EmbeddedPostgres, port_is_open
 
 HOST = "127.0.0.1"
+QUOTE_KEYS_ENV = "OMNIROUTE_QUOTE_SIGNING_KEYS"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 LOG_TAIL_LINES = 30
@@ -291,6 +292,7 @@ def _service_env(
         env["OMNIROUTE_DATABASE_URL"] = postgres.url(spec.database)
     for other in services:
         env[f"OMNIROUTE_{other.name.upper()}_URL"] = other.url()
+    env[QUOTE_KEYS_ENV] = quote_signing_keys(data_dir())
     if spec.name == "gateway" and admin_key is not None:
         env[BOOTSTRAP_ADMIN_KEY_ENV] = admin_key
     return env
@@ -418,6 +420,51 @@ def _seed_inventory(base_url: str, levels: Sequence[demo_data.DemoStockLevel]) -
     return created
 
 
+def seed_pricing(pricing: ServiceSpec) -> None:
+    """Prices and promotions are only created when missing, so changes made since are kept."""
+    started = time.monotonic()
+    try:
+        with httpx.Client(base_url=pricing.url(), timeout=10.0) as client:
+            priced = {
+                (p["sku"], p["currency"], p["channel"])
+                for p in _check(client.get("/prices"), "listing prices").json()
+            }
+            new_prices = [
+                body
+                for body in demo_data.prices()
+                if (body["sku"], body["currency"], body.get("channel")) not in priced
+            ]
+            for body in new_prices:
+                _check(client.post("/prices", json=body), f"seeding the price of {body['sku']}")
+            known = {
+                p["promotion_id"]
+                for p in _check(client.get("/promotions"), "listing promotions").json()
+            }
+            new_promotions = [p for p in demo_data.PROMOTIONS if p["promotion_id"] not in known]
+            for body in new_promotions:
+                _check(client.post("/promotions", json=body), f"seeding {body['promotion_id']}")
+    except httpx.HTTPError as error:
+        raise LaunchError(f"seeding prices failed: {type(error).__name__}: {error}") from error
+    _done(
+        f"demo prices: {len(demo_data.prices())} prices, {len(demo_data.PROMOTIONS)} promotions "
+        f"({len(new_prices) + len(new_promotions)} created)",
+        started,
+    )
+
+
+def quote_signing_keys(directory: Path) -> str:
+    """OMNIROUTE_QUOTE_SIGNING_KEYS if set; otherwise a key generated once and kept in the data
+    directory, so quotes stay valid across restarts and every service verifies the same way."""
+    configured = os.environ.get(QUOTE_KEYS_ENV)
+    if configured:
+        return configured
+    path = directory / "quote-signing-keys"
+    if not path.exists():
+        path.write_text(f"local-{secrets.token_hex(4)}:{secrets.token_urlsafe(48)}\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 # Demo API keys: the gateway's, once it exists.
 
 
@@ -506,6 +553,17 @@ def print_banner(
             """-d '{"sku": "TEE-WHT-M", "delta": 5, "reason": "receipt"}'"""
         )
         _say()
+    pricing = next((spec for spec in services if spec.name == "pricing"), None)
+    if pricing is not None:
+        _say(
+            "  # three tees (3 for 2) and a cap, quoted for the app: one price engine, every channel"
+        )
+        _say(
+            f"  curl -X POST '{pricing.url()}/quotes' -H 'content-type: application/json' "
+            """-d '{"channel": "app", "currency": "EUR", "lines": """
+            """[{"sku": "TEE-WHT-M", "quantity": 3}, {"sku": "CAP-NAVY", "quantity": 1}]}'"""
+        )
+        _say()
     _say("Press Ctrl-C to stop.")
 
 
@@ -564,6 +622,9 @@ def command_run(stops: Stops) -> int:
     inventory = next((spec for spec in services if spec.name == "inventory"), None)
     if inventory is not None:
         seed_inventory(inventory)
+    pricing = next((spec for spec in services if spec.name == "pricing"), None)
+    if pricing is not None:
+        seed_pricing(pricing)
     print_banner(services, postgres, kafka, directory, admin_key)
     _watch(running)
     return 0  # not reached: _watch ends by raising

@@ -187,3 +187,40 @@ def stock_levels() -> list[DemoStockLevel]:
     """Every demo stock level, location by location in `LOCATIONS` order."""
     levels = (_level(location, product.sku) for location in LOCATIONS for product in PRODUCTS)
     return [level for level in levels if level is not None]
+
+
+def prices() -> list[dict[str, Any]]:
+    """Base prices for every product, plus one app-only price so channel rules can be seen."""
+    base = [{"sku": p.sku, "currency": CURRENCY, "amount": p.price} for p in PRODUCTS]
+    return [*base, {"sku": "CAP-NAVY", "currency": CURRENCY, "amount": 1499, "channel": "app"}]
+
+
+PROMOTIONS: tuple[dict[str, Any], ...] = (
+    {
+        "promotion_id": "tees-3-for-2",
+        "name": "Tees: 3 for 2",
+        "kind": "buy_n_pay_m",
+        "skus": [p.sku for p in PRODUCTS if p.sku.startswith("TEE-")],
+        "params": {"buy": 3, "pay": 2},
+        "priority": 10,
+    },
+    {
+        "promotion_id": "socks-volume",
+        "name": "Socks: 10% off from 3, 20% off from 6",
+        "kind": "tiered",
+        "skus": ["SOCKS-3PK", "SOCKS-WOOL"],
+        "params": {
+            "tiers": [{"min_quantity": 3, "percent": 10}, {"min_quantity": 6, "percent": 20}]
+        },
+        "priority": 20,
+    },
+    {
+        "promotion_id": "camp-kit",
+        "name": "Camp kit: bottle and mug for 29.99",
+        "kind": "bundle_price",
+        "skus": ["BOTTLE-750", "MUG-ENAMEL"],
+        "params": {"amount": 2999},
+        "currency": CURRENCY,
+        "priority": 30,
+    },
+)

@@ -1,0 +1,96 @@
+"""Pricing's internal HTTP API (the gateway fronts it): thin routes over the handlers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from services.contracts.base import Contract
+from services.contracts.pricing import (
+    Price,
+    PriceIn,
+    Promotion,
+    PromotionIn,
+    Quote,
+    QuoteRequest,
+    QuoteTokenClaims,
+)
+from services.infrastructure.database import UnitOfWork
+from services.infrastructure.errors import PROBLEM_RESPONSES, NotFound
+from services.infrastructure.quote_tokens import SigningKeys, verify_quote_token
+from services.pricing import db, handlers
+
+router = APIRouter(responses=PROBLEM_RESPONSES)
+
+
+def unit_of_work(request: Request) -> UnitOfWork:
+    uow: UnitOfWork = request.app.state.runtime.unit_of_work()
+    return uow
+
+
+def signing_keys(request: Request) -> SigningKeys:
+    keys: SigningKeys = request.app.state.signing_keys
+    return keys
+
+
+UoW = Annotated[UnitOfWork, Depends(unit_of_work)]
+Keys = Annotated[SigningKeys, Depends(signing_keys)]
+
+
+@router.post("/prices", tags=["price book"])
+async def set_price(body: PriceIn, uow: UoW) -> Price:
+    """Create or update a base price or a channel-scoped one; publishes PriceChanged."""
+    async with uow:
+        return await handlers.set_price(body, uow)
+
+
+@router.get("/prices", tags=["price book"])
+async def list_prices(uow: UoW, sku: str | None = None) -> list[Price]:
+    """Price entries, optionally of one sku."""
+    async with uow:
+        return [handlers.price_view(row) for row in await db.list_prices(uow.session, sku)]
+
+
+@router.post("/promotions", tags=["price book"])
+async def set_promotion(body: PromotionIn, uow: UoW) -> Promotion:
+    """Create or update a promotion; publishes PromotionChanged."""
+    async with uow:
+        return await handlers.set_promotion(body, uow)
+
+
+@router.get("/promotions", tags=["price book"])
+async def list_promotions(uow: UoW) -> list[Promotion]:
+    """Every promotion, in the order they are applied."""
+    async with uow:
+        return [handlers.promotion_view(row) for row in await db.list_promotions(uow.session)]
+
+
+@router.post("/quotes", status_code=201, tags=["quotes"])
+async def create_quote(body: QuoteRequest, uow: UoW, keys: Keys, request: Request) -> Quote:
+    """Price a cart for a channel: the same cart costs the same in every channel unless a
+    channel rule says otherwise (and then `channel_rules` names it)."""
+    ttl = timedelta(seconds=request.app.state.runtime.settings.quote_ttl_seconds)
+    async with uow:
+        return await handlers.create_quote(body, uow, keys, ttl)
+
+
+@router.get("/quotes/{quote_id}", tags=["quotes"])
+async def get_quote(quote_id: str, uow: UoW) -> Quote:
+    """A quote as it was given."""
+    async with uow:
+        row = await db.get_quote(uow.session, quote_id)
+        if row is None:
+            raise NotFound(f"quote {quote_id!r} does not exist")
+        return Quote.model_validate(row.quote)
+
+
+class TokenToVerify(Contract):
+    quote_token: str
+
+
+@router.post("/quote-tokens/verify", tags=["quotes"])
+async def verify(body: TokenToVerify, keys: Keys) -> QuoteTokenClaims:
+    """Check a quote token's signature and expiry and show what it vouches for."""
+    return verify_quote_token(body.quote_token, keys)

@@ -1,0 +1,189 @@
+"""Pricing's tables and queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ARRAY, BigInteger, CheckConstraint, Column, DateTime, Index, String, text
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
+
+from services.infrastructure.tables import INFRASTRUCTURE_TABLES
+
+
+def _timestamp(nullable: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(
+            DateTime(timezone=True),
+            nullable=nullable,
+            server_default=None if nullable else text("now()"),
+        ),
+    )
+
+
+class PriceBookRow(SQLModel, table=True):
+    """One row: the price book version. Every change bumps it in its own transaction, so a quote
+    read in one snapshot names exactly the prices and promotions it used."""
+
+    __tablename__ = "price_book"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_price_book_single_row"),)
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class PriceRow(SQLModel, table=True):
+    __tablename__ = "prices"
+    __table_args__ = (
+        # One entry per sku, currency, channel and start: posting it again updates it.
+        Index(
+            "ux_prices_scope",
+            "sku",
+            "currency",
+            "channel",
+            "valid_from",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+        CheckConstraint("amount >= 0", name="ck_prices_amount"),
+    )
+
+    price_id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    sku: str = Field(max_length=64)
+    currency: str = Field(max_length=3)
+    channel: str | None = Field(default=None, max_length=16)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    priority: int = 0
+    valid_from: datetime | None = _timestamp(nullable=True)
+    valid_to: datetime | None = _timestamp(nullable=True)
+    price_version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime | None = _timestamp()
+
+
+class PromotionRow(SQLModel, table=True):
+    __tablename__ = "promotions"
+    __table_args__ = (Index("ix_promotions_skus", "skus", postgresql_using="gin"),)
+
+    promotion_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=32)
+    skus: list[str] = Field(sa_column=Column(ARRAY(String(64)), nullable=False))
+    channels: list[str] = Field(sa_column=Column(ARRAY(String(16)), nullable=False))
+    params: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    priority: int
+    exclusive: bool
+    currency: str | None = Field(default=None, max_length=3)
+    active: bool
+    valid_from: datetime | None = _timestamp(nullable=True)
+    valid_to: datetime | None = _timestamp(nullable=True)
+    price_version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime | None = _timestamp()
+
+
+class QuoteRow(SQLModel, table=True):
+    """Every quote given, as given: the audit trail behind each quote token."""
+
+    __tablename__ = "quotes"
+
+    quote_id: str = Field(primary_key=True, max_length=64)
+    channel: str = Field(max_length=16)
+    currency: str = Field(max_length=3)
+    total: int = Field(sa_column=Column(BigInteger, nullable=False))
+    price_version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    request: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    quote: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime | None = _timestamp()
+    expires_at: datetime | None = _timestamp()
+
+
+TABLES = INFRASTRUCTURE_TABLES | {"price_book", "prices", "promotions", "quotes"}
+
+
+async def bump_version(session: AsyncSession) -> int:
+    """The next price book version; holds the row lock until commit, serialising changes."""
+    result = await session.execute(
+        text("UPDATE price_book SET version = version + 1 WHERE id = 1 RETURNING version")
+    )
+    return int(result.scalar_one())
+
+
+async def current_version(session: AsyncSession) -> int:
+    return int(
+        (await session.execute(text("SELECT version FROM price_book WHERE id = 1"))).scalar_one()
+    )
+
+
+async def upsert_price(session: AsyncSession, values: dict[str, Any]) -> PriceRow:
+    proposed = insert(PriceRow).values(**values)
+    upsert = proposed.on_conflict_do_update(
+        index_elements=["sku", "currency", "channel", "valid_from"],
+        set_={
+            "amount": proposed.excluded.amount,
+            "priority": proposed.excluded.priority,
+            "valid_to": proposed.excluded.valid_to,
+            "price_version": proposed.excluded.price_version,
+            "updated_at": text("now()"),
+        },
+    ).returning(PriceRow)
+    return (await session.execute(upsert)).scalar_one()
+
+
+async def upsert_promotion(session: AsyncSession, values: dict[str, Any]) -> PromotionRow:
+    proposed = insert(PromotionRow).values(**values)
+    upsert = proposed.on_conflict_do_update(
+        index_elements=["promotion_id"],
+        set_={
+            **{k: proposed.excluded[k] for k in values if k != "promotion_id"},
+            "updated_at": text("now()"),
+        },
+    ).returning(PromotionRow)
+    return (await session.execute(upsert)).scalar_one()
+
+
+async def prices_for(
+    session: AsyncSession, skus: Sequence[str], currency: str | None
+) -> Sequence[Any]:
+    query = "SELECT * FROM prices WHERE sku = ANY(:skus)"
+    if currency:
+        query += " AND currency = :currency"
+    result = await session.execute(
+        text(query + " ORDER BY sku, currency, channel NULLS FIRST, valid_from NULLS FIRST"),
+        {"skus": list(skus), "currency": currency},
+    )
+    return result.all()
+
+
+async def list_prices(session: AsyncSession, sku: str | None, limit: int = 1000) -> Sequence[Any]:
+    query = "SELECT * FROM prices" + (" WHERE sku = :sku" if sku else "")
+    query += " ORDER BY sku, currency, channel NULLS FIRST, valid_from NULLS FIRST LIMIT :limit"
+    return (await session.execute(text(query), {"sku": sku, "limit": limit})).all()
+
+
+async def promotions_touching(session: AsyncSession, skus: Sequence[str]) -> Sequence[Any]:
+    query = text(
+        "SELECT * FROM promotions WHERE active AND skus && CAST(:skus AS varchar[])"
+        " ORDER BY priority, promotion_id"
+    )
+    return (await session.execute(query, {"skus": list(skus)})).all()
+
+
+async def list_promotions(session: AsyncSession) -> Sequence[Any]:
+    return (
+        await session.execute(text("SELECT * FROM promotions ORDER BY priority, promotion_id"))
+    ).all()
+
+
+async def save_quote(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(insert(QuoteRow).values(**values))
+
+
+async def get_quote(session: AsyncSession, quote_id: str) -> Any | None:
+    return (
+        await session.execute(
+            text("SELECT quote FROM quotes WHERE quote_id = :id"), {"id": quote_id}
+        )
+    ).first()
