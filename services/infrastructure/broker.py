@@ -40,9 +40,11 @@ def create_broker(settings: ServiceSettings, **options: Any) -> KafkaBroker:
 
 
 def subscriber_options(settings: ServiceSettings, group_id: str) -> dict[str, Any]:
-    """Consumer settings shared by every subscriber: a group, earliest offset for new groups, and
-    the offset committed only after the handler's database commit (nack re-reads the message)."""
+    """Consumer settings shared by every subscriber: a group, earliest offset for new groups, the
+    offset committed only after the handler's database commit (nack re-reads the message), and
+    several consumers so partitions are processed concurrently, each one still in order."""
     return {
+        "max_workers": settings.consumer_concurrency,
         "group_id": group_id,
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.kafka_session_timeout_ms,

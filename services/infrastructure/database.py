@@ -10,16 +10,11 @@ from typing import Any, Self
 from opentelemetry import propagate
 from sqlalchemy import String, column, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from services.contracts.base import Event
 from services.contracts.envelope import Envelope
-from services.infrastructure.tables import DeadLetter, InboxMessage, OutboxMessage
+from services.infrastructure.tables import DeadLetter, InboxMessage, OutboxMessage, table
 
 log = logging.getLogger(__name__)
 
@@ -41,40 +36,37 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
     )
 
 
-SessionFactory = async_sessionmaker[AsyncSession]
-
-
-def create_session_factory(engine: AsyncEngine) -> SessionFactory:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-
-
 class UnitOfWork:
     """One database transaction per use case; the events it emits are written to the outbox in the
     same transaction, so a state change and its events are committed together or not at all.
 
         async with uow:
-            ...            # queries through uow.session
+            ...            # Core statements through uow.connection
             uow.emit(StockReserved(...))
             await uow.commit()
 
-    Leaving the block without `commit()` rolls everything back, events included.
+    Leaving the block without `commit()` rolls everything back, events included. The work runs
+    on a Core connection, not an ORM session: every query here is a plain statement, and the
+    session's bookkeeping measured at about half the throughput on the hot paths.
     """
 
     def __init__(
         self,
-        session_factory: SessionFactory,
+        engine: AsyncEngine,
         *,
         source: str,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
-        self._session_factory = session_factory
+        self._engine = engine
         self._source = source
         self._on_commit = on_commit
         self._pending: list[dict[str, Any]] = []
-        self.session: AsyncSession
+        self.connection: AsyncConnection
 
     async def __aenter__(self) -> Self:
-        self.session = self._session_factory()
+        # The transaction begins with the first statement, so a use case can still choose its
+        # isolation level (`await uow.connection.execution_options(isolation_level=...)`).
+        self.connection = await self._engine.connect()
         self._pending = []
         return self
 
@@ -85,9 +77,9 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self.session.rollback()
+            await self.connection.rollback()
         finally:
-            await self.session.close()
+            await self.connection.close()
 
     def emit(self, event: Event) -> None:
         """Queue an event for the outbox; it is written when (and only if) the work commits."""
@@ -114,17 +106,17 @@ class UnitOfWork:
         taken, so only one of them ever applies the effect.
         """
         statement = (
-            pg_insert(InboxMessage)
+            pg_insert(table(InboxMessage))
             .values(consumer=consumer, event_id=event_id, event_type=event_type)
             .on_conflict_do_nothing()
             .returning(column("event_id", String))
         )
-        return (await self.session.execute(statement)).first() is not None
+        return (await self.connection.execute(statement)).first() is not None
 
     async def park_dead_letter(self, consumer: str, delivery: Any, reason: str) -> None:
         """Keep a message that can never be applied, with why, for an operator to look at."""
-        await self.session.execute(
-            insert(DeadLetter).values(
+        await self.connection.execute(
+            insert(table(DeadLetter)).values(
                 consumer=consumer,
                 topic=delivery.topic,
                 partition=delivery.partition,
@@ -138,8 +130,8 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         if self._pending:
-            await self.session.execute(insert(OutboxMessage), self._pending)
-        await self.session.commit()
+            await self.connection.execute(insert(table(OutboxMessage)), self._pending)
+        await self.connection.commit()
         emitted = bool(self._pending)
         self._pending = []
         if emitted and self._on_commit is not None:

@@ -19,12 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.contracts.topics import TopicSpec
 from services.infrastructure.broker import create_broker, ensure_topics
-from services.infrastructure.database import (
-    SessionFactory,
-    UnitOfWork,
-    create_engine,
-    create_session_factory,
-)
+from services.infrastructure.database import UnitOfWork, create_engine
 from services.infrastructure.errors import ServiceUnavailable, install_problem_handlers
 from services.infrastructure.logs import configure_logging
 from services.infrastructure.outbox import OutboxRelay
@@ -47,7 +42,6 @@ class Runtime:
 
     settings: ServiceSettings
     engine: AsyncEngine
-    session_factory: SessionFactory
     broker: KafkaBroker
     relay: OutboxRelay
 
@@ -69,11 +63,11 @@ class Runtime:
             poll_interval=settings.outbox_poll_interval_seconds,
             retention_hours=settings.outbox_retention_hours,
         )
-        return cls(settings, engine, create_session_factory(engine), broker, relay)
+        return cls(settings, engine, broker, relay)
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(
-            self.session_factory,
+            self.engine,
             source=f"/omniroute/{self.settings.service_name}",
             on_commit=self.relay.wake,
         )

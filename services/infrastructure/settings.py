@@ -48,6 +48,13 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_seconds: float = 0.5
     outbox_retention_hours: float = 24.0
 
+    consumer_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Consumers per subscriber in this process, each owning some partitions: "
+        "messages of one partition stay in order, partitions are processed side by side. More "
+        "than the topic's partition count leaves the extra ones idle.",
+    )
     consumer_max_attempts: int = Field(
         default=5,
         description="Attempts at a message that keeps failing with a non-transient error before it "

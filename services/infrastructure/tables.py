@@ -5,9 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Table, inspect, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core table behind a SQLModel class, for statements run on a plain connection."""
+    found = inspect(model).local_table
+    assert isinstance(found, Table)
+    return found
 
 
 class OutboxMessage(SQLModel, table=True):

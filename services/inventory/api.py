@@ -51,7 +51,7 @@ async def put_location(body: LocationIn, uow: UoW) -> Location:
 async def list_locations(uow: UoW, type: LocationType | None = None) -> list[Location]:
     """Every location, optionally of one type."""
     async with uow:
-        rows = await db.list_locations(uow.session, type.value if type else None)
+        rows = await db.list_locations(uow.connection, type.value if type else None)
         return [_location(row) for row in rows]
 
 
@@ -59,7 +59,7 @@ async def list_locations(uow: UoW, type: LocationType | None = None) -> list[Loc
 async def get_location(location_id: str, uow: UoW) -> Location:
     """One location."""
     async with uow:
-        row = await db.get_location(uow.session, location_id)
+        row = await db.get_location(uow.connection, location_id)
         if row is None:
             raise NotFound(f"location {location_id!r} does not exist")
         return _location(row)
@@ -78,7 +78,7 @@ async def list_stock_levels(
 ) -> list[StockLevel]:
     """Stock levels, filtered by location and/or sku."""
     async with uow:
-        rows = await db.list_levels(uow.session, location_id, sku)
+        rows = await db.list_levels(uow.connection, location_id, sku)
         return [handlers.stock_level_view(row) for row in rows]
 
 
@@ -119,10 +119,10 @@ async def availability(
 async def get_reservation(reservation_id: str, uow: UoW) -> Reservation:
     """One reservation with its lines."""
     async with uow:
-        row = await db.get_reservation(uow.session, reservation_id)
+        row = await db.get_reservation(uow.connection, reservation_id)
         if row is None:
             raise NotFound(f"reservation {reservation_id!r} does not exist")
-        lines = await db.reservation_lines(uow.session, reservation_id)
+        lines = await db.reservation_lines(uow.connection, reservation_id)
         return Reservation(
             reservation_id=row.reservation_id,
             order_id=row.order_id,
@@ -140,5 +140,5 @@ async def get_reservation(reservation_id: str, uow: UoW) -> Reservation:
 async def reconciliation(uow: UoW) -> Reconciliation:
     """Check that the movement ledger adds up to every stock level."""
     async with uow:
-        checked, mismatches = await db.mismatched_levels(uow.session)
+        checked, mismatches = await db.mismatched_levels(uow.connection)
         return Reconciliation(levels_checked=checked, mismatches=tuple(mismatches))

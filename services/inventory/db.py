@@ -22,11 +22,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from services.contracts.inventory import ReservationStatus
-from services.infrastructure.tables import INFRASTRUCTURE_TABLES
+from services.infrastructure.tables import INFRASTRUCTURE_TABLES, table
 from services.inventory.domain import Level
 
 
@@ -146,40 +146,40 @@ TABLES = INFRASTRUCTURE_TABLES | {
 # Locations
 
 
-async def upsert_location(session: AsyncSession, values: dict[str, Any]) -> LocationRow:
-    proposed = insert(LocationRow).values(**values)
+async def upsert_location(conn: AsyncConnection, values: dict[str, Any]) -> LocationRow:
+    proposed = insert(table(LocationRow)).values(**values)
     upsert = proposed.on_conflict_do_update(
         index_elements=["location_id"],
         set_={
             **{k: proposed.excluded[k] for k in values if k != "location_id"},
             "updated_at": text("now()"),
         },
-    ).returning(LocationRow)
-    return (await session.execute(upsert)).scalar_one()
+    ).returning(*table(LocationRow).c)
+    return LocationRow(**(await conn.execute(upsert)).one()._mapping)
 
 
 async def get_location(
-    session: AsyncSession, location_id: str, *, lock: bool = False
+    conn: AsyncConnection, location_id: str, *, lock: bool = False
 ) -> LocationRow | None:
     query = text(
         "SELECT * FROM locations WHERE location_id = :id" + (" FOR UPDATE" if lock else "")
     )
-    row = (await session.execute(query, {"id": location_id})).mappings().first()
+    row = (await conn.execute(query, {"id": location_id})).mappings().first()
     return LocationRow(**row) if row else None
 
 
 async def list_locations(
-    session: AsyncSession, location_type: str | None = None
+    conn: AsyncConnection, location_type: str | None = None
 ) -> list[LocationRow]:
     query = "SELECT * FROM locations" + (" WHERE type = :type" if location_type else "")
     rows = (
-        await session.execute(text(query + " ORDER BY location_id"), {"type": location_type})
+        await conn.execute(text(query + " ORDER BY location_id"), {"type": location_type})
     ).mappings()
     return [LocationRow(**row) for row in rows]
 
 
-async def set_feed_sequence(session: AsyncSession, location_id: str, sequence: int) -> None:
-    await session.execute(
+async def set_feed_sequence(conn: AsyncConnection, location_id: str, sequence: int) -> None:
+    await conn.execute(
         text(
             "UPDATE locations SET feed_sequence = :seq, updated_at = now() WHERE location_id = :id"
         ),
@@ -200,18 +200,18 @@ def level_of(row: Any) -> Level:
 
 
 async def get_levels(
-    session: AsyncSession, location_id: str, skus: Iterable[str], *, lock: bool = False
+    conn: AsyncConnection, location_id: str, skus: Iterable[str], *, lock: bool = False
 ) -> dict[str, Any]:
     query = (
         f"SELECT {LEVEL_COLUMNS} FROM stock_levels s WHERE s.location_id = :loc"
         " AND s.sku = ANY(:skus) ORDER BY s.sku" + (" FOR UPDATE" if lock else "")
     )
-    rows = (await session.execute(text(query), {"loc": location_id, "skus": list(skus)})).all()
+    rows = (await conn.execute(text(query), {"loc": location_id, "skus": list(skus)})).all()
     return {row.sku: row for row in rows}
 
 
 async def list_levels(
-    session: AsyncSession, location_id: str | None, sku: str | None, limit: int = 1000
+    conn: AsyncConnection, location_id: str | None, sku: str | None, limit: int = 1000
 ) -> Sequence[Any]:
     conditions = []
     if location_id:
@@ -220,9 +220,7 @@ async def list_levels(
         conditions.append("s.sku = :sku")
     where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
     query = f"SELECT {LEVEL_COLUMNS} FROM stock_levels s{where} ORDER BY s.location_id, s.sku LIMIT :limit"
-    return (
-        await session.execute(text(query), {"loc": location_id, "sku": sku, "limit": limit})
-    ).all()
+    return (await conn.execute(text(query), {"loc": location_id, "sku": sku, "limit": limit})).all()
 
 
 _RESERVE = text(
@@ -253,16 +251,14 @@ _SET = text(
 
 
 async def try_reserve(
-    session: AsyncSession, location_id: str, sku: str, quantity: int
+    conn: AsyncConnection, location_id: str, sku: str, quantity: int
 ) -> Any | None:
     """Reserve if available; the updated level, or None when there is not enough (or no level)."""
-    return (
-        await session.execute(_RESERVE, {"loc": location_id, "sku": sku, "qty": quantity})
-    ).first()
+    return (await conn.execute(_RESERVE, {"loc": location_id, "sku": sku, "qty": quantity})).first()
 
 
 async def change_level(
-    session: AsyncSession,
+    conn: AsyncConnection,
     location_id: str,
     sku: str,
     *,
@@ -270,7 +266,7 @@ async def change_level(
     reserved_delta: int = 0,
 ) -> Any:
     return (
-        await session.execute(
+        await conn.execute(
             _CHANGE,
             {
                 "loc": location_id,
@@ -283,42 +279,42 @@ async def change_level(
 
 
 async def put_level(
-    session: AsyncSession, location_id: str, sku: str, on_hand: int, safety_stock: int
+    conn: AsyncConnection, location_id: str, sku: str, on_hand: int, safety_stock: int
 ) -> Any:
     """Insert or overwrite on_hand and safety_stock (reserved is kept)."""
     return (
-        await session.execute(
+        await conn.execute(
             _SET, {"loc": location_id, "sku": sku, "on_hand": on_hand, "safety_stock": safety_stock}
         )
     ).one()
 
 
-async def record_movements(session: AsyncSession, movements: list[dict[str, Any]]) -> None:
+async def record_movements(conn: AsyncConnection, movements: list[dict[str, Any]]) -> None:
     if movements:
-        await session.execute(insert(MovementRow), movements)
+        await conn.execute(insert(table(MovementRow)), movements)
 
 
-async def has_movement(session: AsyncSession, kind: str, reference: str) -> bool:
+async def has_movement(conn: AsyncConnection, kind: str, reference: str) -> bool:
     query = text("SELECT 1 FROM movements WHERE reference = :ref AND kind = :kind LIMIT 1")
-    return (await session.execute(query, {"ref": reference, "kind": kind})).first() is not None
+    return (await conn.execute(query, {"ref": reference, "kind": kind})).first() is not None
 
 
 async def availability(
-    session: AsyncSession, skus: Sequence[str], location_type: str | None
+    conn: AsyncConnection, skus: Sequence[str], location_type: str | None
 ) -> Sequence[Any]:
     query = (
         "SELECT s.sku, s.on_hand, s.reserved, s.safety_stock, l.location_id, l.name, l.type,"
         " l.lat, l.lon FROM stock_levels s JOIN locations l ON l.location_id = s.location_id"
         " WHERE s.sku = ANY(:skus)" + (" AND l.type = :type" if location_type else "")
     )
-    return (await session.execute(text(query), {"skus": list(skus), "type": location_type})).all()
+    return (await conn.execute(text(query), {"skus": list(skus), "type": location_type})).all()
 
 
-async def mismatched_levels(session: AsyncSession) -> tuple[int, list[str]]:
+async def mismatched_levels(conn: AsyncConnection) -> tuple[int, list[str]]:
     """Levels whose on_hand or reserved differ from the sum of their movements."""
-    checked = (await session.execute(text("SELECT count(*) FROM stock_levels"))).scalar_one()
+    checked = (await conn.execute(text("SELECT count(*) FROM stock_levels"))).scalar_one()
     rows = (
-        await session.execute(
+        await conn.execute(
             text(
                 "SELECT s.location_id, s.sku, s.on_hand, s.reserved,"
                 " coalesce(m.on_hand, 0) AS ledger_on_hand, coalesce(m.reserved, 0) AS ledger_reserved"
@@ -340,37 +336,37 @@ async def mismatched_levels(session: AsyncSession) -> tuple[int, list[str]]:
 # Reservations
 
 
-async def claim_reservation(session: AsyncSession, values: dict[str, Any]) -> bool:
+async def claim_reservation(conn: AsyncConnection, values: dict[str, Any]) -> bool:
     """Insert the reservation header; False when the id exists already (a repeat command)."""
     statement = (
-        insert(ReservationRow)
+        insert(table(ReservationRow))
         .values(**values)
         .on_conflict_do_nothing()
         .returning(column("reservation_id", String))
     )
-    return (await session.execute(statement)).first() is not None
+    return (await conn.execute(statement)).first() is not None
 
 
 async def add_reservation_lines(
-    session: AsyncSession, reservation_id: str, lines: dict[str, int]
+    conn: AsyncConnection, reservation_id: str, lines: dict[str, int]
 ) -> None:
-    await session.execute(
-        insert(ReservationLineRow),
+    await conn.execute(
+        insert(table(ReservationLineRow)),
         [{"reservation_id": reservation_id, "sku": sku, "quantity": q} for sku, q in lines.items()],
     )
 
 
 async def get_reservation(
-    session: AsyncSession, reservation_id: str, *, lock: bool = False
+    conn: AsyncConnection, reservation_id: str, *, lock: bool = False
 ) -> Any | None:
     query = "SELECT * FROM reservations WHERE reservation_id = :id" + (
         " FOR UPDATE" if lock else ""
     )
-    return (await session.execute(text(query), {"id": reservation_id})).first()
+    return (await conn.execute(text(query), {"id": reservation_id})).first()
 
 
-async def reservation_lines(session: AsyncSession, reservation_id: str) -> dict[str, int]:
-    rows = await session.execute(
+async def reservation_lines(conn: AsyncConnection, reservation_id: str) -> dict[str, int]:
+    rows = await conn.execute(
         text("SELECT sku, quantity FROM reservation_lines WHERE reservation_id = :id ORDER BY sku"),
         {"id": reservation_id},
     )
@@ -378,9 +374,9 @@ async def reservation_lines(session: AsyncSession, reservation_id: str) -> dict[
 
 
 async def set_reservation_status(
-    session: AsyncSession, reservation_id: str, status: ReservationStatus
+    conn: AsyncConnection, reservation_id: str, status: ReservationStatus
 ) -> None:
-    await session.execute(
+    await conn.execute(
         text(
             "UPDATE reservations SET status = :status, updated_at = now() WHERE reservation_id = :id"
         ),
@@ -389,11 +385,11 @@ async def set_reservation_status(
 
 
 async def lock_expired_reservations(
-    session: AsyncSession, now: datetime, limit: int
+    conn: AsyncConnection, now: datetime, limit: int
 ) -> Sequence[Any]:
     """Held reservations past their hold time; SKIP LOCKED lets several replicas sweep at once."""
     query = text(
         "SELECT * FROM reservations WHERE status = 'held' AND hold_until <= :now"
         " ORDER BY hold_until, reservation_id LIMIT :limit FOR UPDATE SKIP LOCKED"
     )
-    return (await session.execute(query, {"now": now, "limit": limit})).all()
+    return (await conn.execute(query, {"now": now, "limit": limit})).all()

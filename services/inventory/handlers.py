@@ -108,7 +108,7 @@ def _lines(quantities: dict[str, int]) -> tuple[StockLine, ...]:
 
 async def reserve_stock(command: ReserveStock, uow: UnitOfWork) -> None:
     """Hold every line at the location, or none: StockReserved or StockReservationRejected."""
-    session = uow.session
+    conn = uow.connection
     requested = {line.sku: line.quantity for line in command.lines}
 
     def reject(reason: RejectionReason, detail: str, shortages: Sequence[Shortage] = ()) -> None:
@@ -128,15 +128,11 @@ async def reserve_stock(command: ReserveStock, uow: UnitOfWork) -> None:
     if (problem := domain.hold_is_valid(command.hold_until, _now())) is not None:
         reject(RejectionReason.INVALID_HOLD, problem)
         return
-    if await db.get_location(session, command.location_id) is None:
-        reject(RejectionReason.UNKNOWN_LOCATION, f"location {command.location_id!r} does not exist")
-        return
-
     reserved_rows: list[Any] = []
     try:
-        async with session.begin_nested():
+        async with conn.begin_nested():
             claimed = await db.claim_reservation(
-                session,
+                conn,
                 {
                     "reservation_id": command.reservation_id,
                     "order_id": command.order_id,
@@ -149,13 +145,19 @@ async def reserve_stock(command: ReserveStock, uow: UnitOfWork) -> None:
             if claimed:
                 # Sku order is the lock order everywhere, so two reservations never deadlock.
                 for sku in sorted(requested):
-                    row = await db.try_reserve(session, command.location_id, sku, requested[sku])
+                    row = await db.try_reserve(conn, command.location_id, sku, requested[sku])
                     if row is None:
                         raise _ReservationFailed
                     reserved_rows.append(row)
-                await db.add_reservation_lines(session, command.reservation_id, requested)
+                await db.add_reservation_lines(conn, command.reservation_id, requested)
     except _ReservationFailed:
-        levels = await db.get_levels(session, command.location_id, requested)
+        # Why it failed is only worked out on this path, to spare the common one a query.
+        if await db.get_location(conn, command.location_id) is None:
+            reject(
+                RejectionReason.UNKNOWN_LOCATION, f"location {command.location_id!r} does not exist"
+            )
+            return
+        levels = await db.get_levels(conn, command.location_id, requested)
         unknown = sorted(set(requested) - set(levels))
         if unknown:
             reject(
@@ -178,7 +180,7 @@ async def reserve_stock(command: ReserveStock, uow: UnitOfWork) -> None:
         return
 
     await db.record_movements(
-        session,
+        conn,
         [
             _movement(row, "reservation", 0, requested[row.sku], command.reservation_id)
             for row in reserved_rows
@@ -200,7 +202,7 @@ async def reserve_stock(command: ReserveStock, uow: UnitOfWork) -> None:
 
 async def _answer_repeated_reserve(command: ReserveStock, uow: UnitOfWork, reject: Any) -> None:
     """The same reservation asked for again (a retry with a new message id): answer as before."""
-    existing = await db.get_reservation(uow.session, command.reservation_id)
+    existing = await db.get_reservation(uow.connection, command.reservation_id)
     assert existing is not None
     if existing.status in (ReservationStatus.HELD.value, ReservationStatus.COMMITTED.value):
         uow.emit(
@@ -209,7 +211,7 @@ async def _answer_repeated_reserve(command: ReserveStock, uow: UnitOfWork, rejec
                 fulfillment_id=existing.fulfillment_id or command.fulfillment_id,
                 reservation_id=existing.reservation_id,
                 location_id=existing.location_id or command.location_id,
-                lines=_lines(await db.reservation_lines(uow.session, existing.reservation_id)),
+                lines=_lines(await db.reservation_lines(uow.connection, existing.reservation_id)),
                 hold_until=existing.hold_until,
             )
         )
@@ -222,26 +224,26 @@ async def _answer_repeated_reserve(command: ReserveStock, uow: UnitOfWork, rejec
 
 async def _give_back(uow: UnitOfWork, reservation: Any, kind: str) -> dict[str, int]:
     """Return a held reservation's units to available; the lines released."""
-    lines = await db.reservation_lines(uow.session, reservation.reservation_id)
+    lines = await db.reservation_lines(uow.connection, reservation.reservation_id)
     movements = []
     for sku in sorted(lines):
         row = await db.change_level(
-            uow.session, reservation.location_id, sku, reserved_delta=-lines[sku]
+            uow.connection, reservation.location_id, sku, reserved_delta=-lines[sku]
         )
         movements.append(_movement(row, kind, 0, -lines[sku], reservation.reservation_id))
         _emit_level_changed(uow, row)
-    await db.record_movements(uow.session, movements)
+    await db.record_movements(uow.connection, movements)
     return lines
 
 
 async def release_stock(command: ReleaseStock, uow: UnitOfWork) -> None:
     """Give a held reservation back. Releasing one that is unknown leaves a tombstone, so a
     reservation command arriving after its own release can never hold stock."""
-    session = uow.session
-    reservation = await db.get_reservation(session, command.reservation_id, lock=True)
+    conn = uow.connection
+    reservation = await db.get_reservation(conn, command.reservation_id, lock=True)
     if reservation is None:
         await db.claim_reservation(
-            session,
+            conn,
             {
                 "reservation_id": command.reservation_id,
                 "order_id": command.order_id,
@@ -253,7 +255,7 @@ async def release_stock(command: ReleaseStock, uow: UnitOfWork) -> None:
         location_id = None
     elif reservation.status == ReservationStatus.HELD.value:
         released = await _give_back(uow, reservation, "release")
-        await db.set_reservation_status(session, command.reservation_id, ReservationStatus.RELEASED)
+        await db.set_reservation_status(conn, command.reservation_id, ReservationStatus.RELEASED)
         reason, location_id = command.reason, reservation.location_id
     else:
         log.warning(
@@ -276,8 +278,8 @@ async def release_stock(command: ReleaseStock, uow: UnitOfWork) -> None:
 
 async def commit_stock(command: CommitStock, uow: UnitOfWork) -> None:
     """The reserved units left the location: on_hand and reserved both drop by them."""
-    session = uow.session
-    reservation = await db.get_reservation(session, command.reservation_id, lock=True)
+    conn = uow.connection
+    reservation = await db.get_reservation(conn, command.reservation_id, lock=True)
     status = reservation.status if reservation is not None else None
     if reservation is None or status not in (ReservationStatus.HELD, ReservationStatus.COMMITTED):
         detail = (
@@ -295,12 +297,12 @@ async def commit_stock(command: CommitStock, uow: UnitOfWork) -> None:
             )
         )
         return
-    lines = await db.reservation_lines(session, command.reservation_id)
+    lines = await db.reservation_lines(conn, command.reservation_id)
     if status == ReservationStatus.HELD:
         movements = []
         for sku in sorted(lines):
             row = await db.change_level(
-                session,
+                conn,
                 reservation.location_id,
                 sku,
                 on_hand_delta=-lines[sku],
@@ -310,10 +312,8 @@ async def commit_stock(command: CommitStock, uow: UnitOfWork) -> None:
                 _movement(row, "commit", -lines[sku], -lines[sku], command.reservation_id)
             )
             _emit_level_changed(uow, row)
-        await db.record_movements(session, movements)
-        await db.set_reservation_status(
-            session, command.reservation_id, ReservationStatus.COMMITTED
-        )
+        await db.record_movements(conn, movements)
+        await db.set_reservation_status(conn, command.reservation_id, ReservationStatus.COMMITTED)
     uow.emit(
         StockCommitted(
             order_id=command.order_id,
@@ -326,26 +326,26 @@ async def commit_stock(command: CommitStock, uow: UnitOfWork) -> None:
 
 async def restock_return(command: RestockReturn, uow: UnitOfWork) -> None:
     """Resellable returned units go back on hand where they were taken back, once per return."""
-    session = uow.session
+    conn = uow.connection
     quantities = {line.sku: line.quantity for line in command.lines}
-    already = await db.has_movement(session, "restock", command.return_id)
+    already = await db.has_movement(conn, "restock", command.return_id)
     if not already:
-        location = await db.get_location(session, command.location_id)
+        location = await db.get_location(conn, command.location_id)
         if location is None:
             # A return accepted at a location inventory does not know: park it for an operator.
             raise ValueError(f"restock for unknown location {command.location_id!r}")
-        existing = await db.get_levels(session, command.location_id, quantities)
+        existing = await db.get_levels(conn, command.location_id, quantities)
         movements = []
         for sku in sorted(quantities):
             if sku in existing:
                 row = await db.change_level(
-                    session, command.location_id, sku, on_hand_delta=quantities[sku]
+                    conn, command.location_id, sku, on_hand_delta=quantities[sku]
                 )
             else:
-                row = await db.put_level(session, command.location_id, sku, quantities[sku], 0)
+                row = await db.put_level(conn, command.location_id, sku, quantities[sku], 0)
             movements.append(_movement(row, "restock", quantities[sku], 0, command.return_id))
             _emit_level_changed(uow, row)
-        await db.record_movements(session, movements)
+        await db.record_movements(conn, movements)
     uow.emit(
         StockRestocked(
             order_id=command.order_id,
@@ -358,11 +358,11 @@ async def restock_return(command: RestockReturn, uow: UnitOfWork) -> None:
 
 async def expire_reservations(uow: UnitOfWork, limit: int = 200) -> int:
     """Release held reservations whose hold time has passed; how many expired."""
-    expired = await db.lock_expired_reservations(uow.session, _now(), limit)
+    expired = await db.lock_expired_reservations(uow.connection, _now(), limit)
     for reservation in expired:
         lines = await _give_back(uow, reservation, "expiry")
         await db.set_reservation_status(
-            uow.session, reservation.reservation_id, ReservationStatus.EXPIRED
+            uow.connection, reservation.reservation_id, ReservationStatus.EXPIRED
         )
         uow.emit(
             ReservationExpired(
@@ -385,13 +385,13 @@ async def expire_reservations(uow: UnitOfWork, limit: int = 200) -> int:
 async def upsert_location(body: LocationIn, uow: UnitOfWork) -> Any:
     """Create or update a location."""
     values = body.model_dump(mode="json")
-    row = await db.upsert_location(uow.session, values)
+    row = await db.upsert_location(uow.connection, values)
     await uow.commit()
     return row
 
 
 async def _require_location(uow: UnitOfWork, location_id: str, *, lock: bool = False) -> Any:
-    location = await db.get_location(uow.session, location_id, lock=lock)
+    location = await db.get_location(uow.connection, location_id, lock=lock)
     if location is None:
         raise NotFound(f"location {location_id!r} does not exist")
     return location
@@ -400,7 +400,7 @@ async def _require_location(uow: UnitOfWork, location_id: str, *, lock: bool = F
 async def set_stock_level(body: StockLevelIn, uow: UnitOfWork) -> StockLevel:
     """Set on_hand (and optionally safety stock) to an absolute figure."""
     await _require_location(uow, body.location_id)
-    current = (await db.get_levels(uow.session, body.location_id, [body.sku], lock=True)).get(
+    current = (await db.get_levels(uow.connection, body.location_id, [body.sku], lock=True)).get(
         body.sku
     )
     before = db.level_of(current) if current else domain.Level(0, 0, 0)
@@ -409,10 +409,11 @@ async def set_stock_level(body: StockLevelIn, uow: UnitOfWork) -> StockLevel:
     except domain.StockRuleViolation as exc:
         raise Conflict(str(exc)) from None
     row = await db.put_level(
-        uow.session, body.location_id, body.sku, after.on_hand, after.safety_stock
+        uow.connection, body.location_id, body.sku, after.on_hand, after.safety_stock
     )
     await db.record_movements(
-        uow.session, [_movement(row, "count", after.on_hand - before.on_hand, 0, None, "set level")]
+        uow.connection,
+        [_movement(row, "count", after.on_hand - before.on_hand, 0, None, "set level")],
     )
     _emit_level_changed(uow, row)
     await uow.commit()
@@ -422,7 +423,9 @@ async def set_stock_level(body: StockLevelIn, uow: UnitOfWork) -> StockLevel:
 async def adjust_stock(location_id: str, body: StockAdjustmentIn, uow: UnitOfWork) -> StockLevel:
     """A receipt, POS sale, count correction or damage at one location."""
     await _require_location(uow, location_id)
-    current = (await db.get_levels(uow.session, location_id, [body.sku], lock=True)).get(body.sku)
+    current = (await db.get_levels(uow.connection, location_id, [body.sku], lock=True)).get(
+        body.sku
+    )
     if current is None and body.reason.value != "receipt":
         raise NotFound(
             f"sku {body.sku!r} has no stock level at {location_id}; only a receipt can start one"
@@ -433,11 +436,11 @@ async def adjust_stock(location_id: str, body: StockAdjustmentIn, uow: UnitOfWor
     except domain.StockRuleViolation as exc:
         raise (InvalidRequest if "delta" in str(exc) else Conflict)(str(exc)) from None
     if current is None:
-        row = await db.put_level(uow.session, location_id, body.sku, after.on_hand, 0)
+        row = await db.put_level(uow.connection, location_id, body.sku, after.on_hand, 0)
     else:
-        row = await db.change_level(uow.session, location_id, body.sku, on_hand_delta=body.delta)
+        row = await db.change_level(uow.connection, location_id, body.sku, on_hand_delta=body.delta)
     await db.record_movements(
-        uow.session, [_movement(row, body.reason.value, body.delta, 0, None, body.note)]
+        uow.connection, [_movement(row, body.reason.value, body.delta, 0, None, body.note)]
     )
     _emit_level_changed(uow, row)
     await uow.commit()
@@ -455,7 +458,7 @@ async def apply_stock_feed(location_id: str, body: StockFeedIn, uow: UnitOfWork)
             applied=False, sequence=body.sequence, last_sequence=location.feed_sequence
         )
     feed = {item.sku: item.on_hand for item in body.items}
-    current = await db.get_levels(uow.session, location_id, feed, lock=True)
+    current = await db.get_levels(uow.connection, location_id, feed, lock=True)
     levels, shortfalls, movements = [], [], []
     for sku in sorted(feed):
         before = db.level_of(current[sku]) if sku in current else domain.Level(0, 0, 0)
@@ -466,7 +469,7 @@ async def apply_stock_feed(location_id: str, body: StockFeedIn, uow: UnitOfWork)
             levels.append(stock_level_view(current[sku]))
             continue
         row = await db.put_level(
-            uow.session, location_id, sku, outcome.level.on_hand, before.safety_stock
+            uow.connection, location_id, sku, outcome.level.on_hand, before.safety_stock
         )
         movements.append(
             _movement(
@@ -479,8 +482,8 @@ async def apply_stock_feed(location_id: str, body: StockFeedIn, uow: UnitOfWork)
         )
         _emit_level_changed(uow, row)
         levels.append(stock_level_view(row))
-    await db.record_movements(uow.session, movements)
-    await db.set_feed_sequence(uow.session, location_id, body.sequence)
+    await db.record_movements(uow.connection, movements)
+    await db.set_feed_sequence(uow.connection, location_id, body.sequence)
     await uow.commit()
     return StockFeedResult(
         applied=True,
@@ -499,7 +502,9 @@ async def get_availability(
     uow: UnitOfWork,
 ) -> AvailabilityResponse:
     """Per sku: total available and every location holding it, nearest first within a radius."""
-    rows = await db.availability(uow.session, skus, location_type.value if location_type else None)
+    rows = await db.availability(
+        uow.connection, skus, location_type.value if location_type else None
+    )
     items = []
     for sku in dict.fromkeys(skus):
         by_location = {row.location_id: row for row in rows if row.sku == sku}

@@ -50,7 +50,7 @@ async def set_price(body: PriceIn, uow: UoW) -> Price:
 async def list_prices(uow: UoW, sku: str | None = None) -> list[Price]:
     """Price entries, optionally of one sku."""
     async with uow:
-        return [handlers.price_view(row) for row in await db.list_prices(uow.session, sku)]
+        return [handlers.price_view(row) for row in await db.list_prices(uow.connection, sku)]
 
 
 @router.post("/promotions", tags=["price book"])
@@ -64,7 +64,7 @@ async def set_promotion(body: PromotionIn, uow: UoW) -> Promotion:
 async def list_promotions(uow: UoW) -> list[Promotion]:
     """Every promotion, in the order they are applied."""
     async with uow:
-        return [handlers.promotion_view(row) for row in await db.list_promotions(uow.session)]
+        return [handlers.promotion_view(row) for row in await db.list_promotions(uow.connection)]
 
 
 @router.post("/quotes", status_code=201, tags=["quotes"])
@@ -80,7 +80,7 @@ async def create_quote(body: QuoteRequest, uow: UoW, keys: Keys, request: Reques
 async def get_quote(quote_id: str, uow: UoW) -> Quote:
     """A quote as it was given."""
     async with uow:
-        row = await db.get_quote(uow.session, quote_id)
+        row = await db.get_quote(uow.connection, quote_id)
         if row is None:
             raise NotFound(f"quote {quote_id!r} does not exist")
         return Quote.model_validate(row.quote)

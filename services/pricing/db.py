@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import ARRAY, BigInteger, CheckConstraint, Column, DateTime, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
-from services.infrastructure.tables import INFRASTRUCTURE_TABLES
+from services.infrastructure.tables import INFRASTRUCTURE_TABLES, table
 
 
 def _timestamp(nullable: bool = False) -> Any:
@@ -103,22 +103,22 @@ class QuoteRow(SQLModel, table=True):
 TABLES = INFRASTRUCTURE_TABLES | {"price_book", "prices", "promotions", "quotes"}
 
 
-async def bump_version(session: AsyncSession) -> int:
+async def bump_version(conn: AsyncConnection) -> int:
     """The next price book version; holds the row lock until commit, serialising changes."""
-    result = await session.execute(
+    result = await conn.execute(
         text("UPDATE price_book SET version = version + 1 WHERE id = 1 RETURNING version")
     )
     return int(result.scalar_one())
 
 
-async def current_version(session: AsyncSession) -> int:
+async def current_version(conn: AsyncConnection) -> int:
     return int(
-        (await session.execute(text("SELECT version FROM price_book WHERE id = 1"))).scalar_one()
+        (await conn.execute(text("SELECT version FROM price_book WHERE id = 1"))).scalar_one()
     )
 
 
-async def upsert_price(session: AsyncSession, values: dict[str, Any]) -> PriceRow:
-    proposed = insert(PriceRow).values(**values)
+async def upsert_price(conn: AsyncConnection, values: dict[str, Any]) -> PriceRow:
+    proposed = insert(table(PriceRow)).values(**values)
     upsert = proposed.on_conflict_do_update(
         index_elements=["sku", "currency", "channel", "valid_from"],
         set_={
@@ -128,62 +128,60 @@ async def upsert_price(session: AsyncSession, values: dict[str, Any]) -> PriceRo
             "price_version": proposed.excluded.price_version,
             "updated_at": text("now()"),
         },
-    ).returning(PriceRow)
-    return (await session.execute(upsert)).scalar_one()
+    ).returning(*table(PriceRow).c)
+    return PriceRow(**(await conn.execute(upsert)).one()._mapping)
 
 
-async def upsert_promotion(session: AsyncSession, values: dict[str, Any]) -> PromotionRow:
-    proposed = insert(PromotionRow).values(**values)
+async def upsert_promotion(conn: AsyncConnection, values: dict[str, Any]) -> PromotionRow:
+    proposed = insert(table(PromotionRow)).values(**values)
     upsert = proposed.on_conflict_do_update(
         index_elements=["promotion_id"],
         set_={
             **{k: proposed.excluded[k] for k in values if k != "promotion_id"},
             "updated_at": text("now()"),
         },
-    ).returning(PromotionRow)
-    return (await session.execute(upsert)).scalar_one()
+    ).returning(*table(PromotionRow).c)
+    return PromotionRow(**(await conn.execute(upsert)).one()._mapping)
 
 
 async def prices_for(
-    session: AsyncSession, skus: Sequence[str], currency: str | None
+    conn: AsyncConnection, skus: Sequence[str], currency: str | None
 ) -> Sequence[Any]:
     query = "SELECT * FROM prices WHERE sku = ANY(:skus)"
     if currency:
         query += " AND currency = :currency"
-    result = await session.execute(
+    result = await conn.execute(
         text(query + " ORDER BY sku, currency, channel NULLS FIRST, valid_from NULLS FIRST"),
         {"skus": list(skus), "currency": currency},
     )
     return result.all()
 
 
-async def list_prices(session: AsyncSession, sku: str | None, limit: int = 1000) -> Sequence[Any]:
+async def list_prices(conn: AsyncConnection, sku: str | None, limit: int = 1000) -> Sequence[Any]:
     query = "SELECT * FROM prices" + (" WHERE sku = :sku" if sku else "")
     query += " ORDER BY sku, currency, channel NULLS FIRST, valid_from NULLS FIRST LIMIT :limit"
-    return (await session.execute(text(query), {"sku": sku, "limit": limit})).all()
+    return (await conn.execute(text(query), {"sku": sku, "limit": limit})).all()
 
 
-async def promotions_touching(session: AsyncSession, skus: Sequence[str]) -> Sequence[Any]:
+async def promotions_touching(conn: AsyncConnection, skus: Sequence[str]) -> Sequence[Any]:
     query = text(
         "SELECT * FROM promotions WHERE active AND skus && CAST(:skus AS varchar[])"
         " ORDER BY priority, promotion_id"
     )
-    return (await session.execute(query, {"skus": list(skus)})).all()
+    return (await conn.execute(query, {"skus": list(skus)})).all()
 
 
-async def list_promotions(session: AsyncSession) -> Sequence[Any]:
+async def list_promotions(conn: AsyncConnection) -> Sequence[Any]:
     return (
-        await session.execute(text("SELECT * FROM promotions ORDER BY priority, promotion_id"))
+        await conn.execute(text("SELECT * FROM promotions ORDER BY priority, promotion_id"))
     ).all()
 
 
-async def save_quote(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(QuoteRow).values(**values))
+async def save_quote(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(table(QuoteRow)).values(**values))
 
 
-async def get_quote(session: AsyncSession, quote_id: str) -> Any | None:
+async def get_quote(conn: AsyncConnection, quote_id: str) -> Any | None:
     return (
-        await session.execute(
-            text("SELECT quote FROM quotes WHERE quote_id = :id"), {"id": quote_id}
-        )
+        await conn.execute(text("SELECT quote FROM quotes WHERE quote_id = :id"), {"id": quote_id})
     ).first()

@@ -69,9 +69,9 @@ def promotion_view(row: Any) -> Promotion:
 
 async def set_price(body: PriceIn, uow: UnitOfWork) -> Price:
     """Create or update a price entry; every change is a new price book version."""
-    version = await db.bump_version(uow.session)
+    version = await db.bump_version(uow.connection)
     row = await db.upsert_price(
-        uow.session, {**body.model_dump(mode="python"), "price_version": version}
+        uow.connection, {**body.model_dump(mode="python"), "price_version": version}
     )
     uow.emit(
         PriceChanged(
@@ -87,10 +87,10 @@ async def set_price(body: PriceIn, uow: UnitOfWork) -> Price:
 
 async def set_promotion(body: PromotionIn, uow: UnitOfWork) -> Promotion:
     """Create or update a promotion; a new price book version."""
-    version = await db.bump_version(uow.session)
+    version = await db.bump_version(uow.connection)
     values = body.model_dump(mode="json")
     values.update(valid_from=body.valid_from, valid_to=body.valid_to, price_version=version)
-    row = await db.upsert_promotion(uow.session, values)
+    row = await db.upsert_promotion(uow.connection, values)
     uow.emit(PromotionChanged(promotion=body, price_version=version))
     await uow.commit()
     return promotion_view(row)
@@ -131,10 +131,10 @@ async def create_quote(
     skus = [line.sku for line in request.lines]
     # One snapshot for the version, the prices and the promotions: the quote names exactly the
     # price book it was computed from, even while an admin is changing it.
-    await uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    version = await db.current_version(uow.session)
-    prices = [_price_entry(r) for r in await db.prices_for(uow.session, skus, request.currency)]
-    promotions = [_promotion(r) for r in await db.promotions_touching(uow.session, skus)]
+    await uow.connection.execution_options(isolation_level="REPEATABLE READ")
+    version = await db.current_version(uow.connection)
+    prices = [_price_entry(r) for r in await db.prices_for(uow.connection, skus, request.currency)]
+    promotions = [_promotion(r) for r in await db.promotions_touching(uow.connection, skus)]
     now = _now()
     try:
         priced = engine.price_cart(
@@ -172,7 +172,7 @@ async def create_quote(
     )
     quote = _quote_view(priced, quote_id, version, now, expires_at, sign_quote_token(claims, keys))
     await db.save_quote(
-        uow.session,
+        uow.connection,
         {
             "quote_id": quote_id,
             "channel": request.channel.value,

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.contracts import topics
-from services.infrastructure.database import UnitOfWork, create_engine, create_session_factory
+from services.infrastructure.database import UnitOfWork, create_engine
 from services.inventory.app import create_app
 from services.inventory.settings import InventorySettings
 from tests.conftest import TEST_KAFKA_SETTINGS
@@ -135,6 +135,5 @@ async def racing_uow(
     """Units of work on a private engine with a pool as large as the race, so the database (not
     the pool) decides who wins."""
     engine = create_engine(inventory_settings.database_url, pool_size=70, max_overflow=0)
-    factory = create_session_factory(engine)
-    yield lambda: UnitOfWork(factory, source="/tests")
+    yield lambda: UnitOfWork(engine, source="/tests")
     await engine.dispose()

@@ -311,7 +311,7 @@ async def test_hostile_messages_are_parked_and_never_block_the_partition(
 
     async def parked() -> list[str]:
         async with uow_factory() as uow:
-            rows = await uow.session.execute(
+            rows = await uow.connection.execute(
                 text("SELECT reason FROM dead_letters WHERE message_key = :key ORDER BY id"),
                 {"key": order_id.encode()},
             )

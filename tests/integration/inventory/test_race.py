@@ -50,7 +50,7 @@ async def test_more_buyers_than_units_never_oversells(
     await asyncio.gather(*(buyer(n) for n in range(CONTENDERS)))
 
     async with racing_uow() as uow:
-        answers = await uow.session.execute(
+        answers = await uow.connection.execute(
             text(
                 "SELECT event_type, count(*) AS n FROM outbox WHERE message_key LIKE :orders"
                 " GROUP BY event_type"

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from services.contracts import topics
 from services.contracts.inventory import ReserveStock, StockLine
 from services.infrastructure.broker import create_broker
-from services.infrastructure.database import UnitOfWork, create_engine, create_session_factory
+from services.infrastructure.database import UnitOfWork, create_engine
 from services.infrastructure.outbox import OutboxRelay
 from services.inventory.settings import InventorySettings
 from tests.integration.inventory.conftest import assert_ledger_reconciles, level, set_stock
@@ -58,7 +58,7 @@ async def test_relay_restart_mid_backlog_loses_and_doubles_nothing(
 
     # An upstream service's database holding a backlog of commands in its outbox.
     upstream = create_engine(create_service_database("inventory"))
-    uow = UnitOfWork(create_session_factory(upstream), source="/tests/upstream")
+    uow = UnitOfWork(upstream, source="/tests/upstream")
     prefix = unique("relay-order")
     async with uow:
         for n in range(BACKLOG):
