@@ -246,6 +246,28 @@ class AvailabilityChanged(Event):
         return f"{self.sku}@{self.location_id}"
 
 
+class LocationChanged(Event):
+    """A location was created or changed: the directory other services route with."""
+
+    TYPE: ClassVar[str] = "omniroute.inventory.location_changed.v1"
+    TOPIC: ClassVar[str] = topics.INVENTORY_AVAILABILITY.name
+
+    location_id: Identifier
+    name: str
+    type: LocationType
+    lat: float
+    lon: float
+    capabilities: tuple[Capability, ...]
+    priority: int
+    ship_capacity: int
+    partner_id: Identifier | None
+    changed_at: datetime
+
+    @property
+    def message_key(self) -> str:
+        return f"@{self.location_id}"
+
+
 # HTTP API (internal; the gateway fronts it)
 
 

@@ -26,7 +26,8 @@ INVENTORY_EVENTS = TopicSpec(
 INVENTORY_AVAILABILITY = TopicSpec(
     "inventory.availability.v1",
     8,
-    "AvailabilityChanged per stock level, versioned; key: sku@location_id.",
+    "AvailabilityChanged per stock level, versioned; key: sku@location_id. LocationChanged per "
+    "location; key: @location_id.",
 )
 ORDERS_EVENTS = TopicSpec("orders.events.v1", 8, "Order lifecycle events; key: order_id.")
 PRICING_EVENTS = TopicSpec(

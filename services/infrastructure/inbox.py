@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
@@ -72,13 +72,20 @@ class Dispatcher(Generic[UoW]):
         routes: Mapping[type[Event], Handler[UoW]],
         uow_factory: Callable[[], UoW],
         *,
+        ignored: Iterable[type[Event]] = (),
+        deduplicate: bool = True,
         max_attempts: int = 5,
         retry_delay: float = 0.5,
     ) -> None:
+        """`ignored`: types this consumer knowingly does not act on (others on the topic are
+        unknown, and parked). `deduplicate=False` for handlers that are idempotent by themselves
+        (a projection keeping the newest version), so they do not fill the inbox."""
         self.consumer = consumer
         self._routes = {
             event_type.TYPE: (event_type, handler) for event_type, handler in routes.items()
         }
+        self._ignored = {event_type.TYPE for event_type in ignored}
+        self._deduplicate = deduplicate
         self._uow_factory = uow_factory
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
@@ -87,6 +94,8 @@ class Dispatcher(Generic[UoW]):
     async def dispatch(self, delivery: Delivery) -> None:
         """Apply one message; raise only when it should be delivered again (transient failure)."""
         parsed = self._parse(delivery)
+        if parsed is None:
+            return
         if isinstance(parsed, str):
             await self._dead_letter(delivery, parsed)
             return
@@ -105,13 +114,15 @@ class Dispatcher(Generic[UoW]):
                 extra={"event_id": envelope.id},
             )
 
-    def _parse(self, delivery: Delivery) -> tuple[Envelope, Event, Handler[UoW]] | str:
+    def _parse(self, delivery: Delivery) -> tuple[Envelope, Event, Handler[UoW]] | str | None:
         if not delivery.value:
             return "empty message"
         try:
             envelope = Envelope.model_validate_json(delivery.value)
         except ValidationError as exc:
             return f"not a CloudEvent: {_summarise(exc)}"
+        if envelope.type in self._ignored:
+            return None
         route = self._routes.get(envelope.type)
         if route is None:
             return f"unknown event type {envelope.type!r} (this consumer handles {sorted(self._routes)})"
@@ -124,7 +135,9 @@ class Dispatcher(Generic[UoW]):
 
     async def _apply(self, envelope: Envelope, event: Event, handler: Handler[UoW]) -> bool:
         async with self._uow_factory() as uow:
-            if not await uow.claim_message(self.consumer, envelope.id, envelope.type):
+            if self._deduplicate and not await uow.claim_message(
+                self.consumer, envelope.id, envelope.type
+            ):
                 return False
             await handler(event, uow)
             await uow.commit()

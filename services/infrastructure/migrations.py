@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
 from pathlib import Path
 
 import asyncpg
@@ -31,24 +30,11 @@ def upgrade_to_head(service: str, database_url: str) -> None:
     command.upgrade(alembic_config(service, database_url), "head")
 
 
-def run_migrations(metadata: MetaData, tables: Collection[str]) -> None:
-    """The body of every service's `env.py`: online, async, limited to the service's tables."""
-
-    def include_object(
-        obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-    ) -> bool:
-        if type_ == "table":
-            return name in tables
-        table = getattr(obj, "table", None)
-        return table is None or table.name in tables
+def run_migrations(metadata: MetaData) -> None:
+    """The body of every service's `env.py`: online and async."""
 
     def do_run(connection: Connection) -> None:
-        context.configure(
-            connection=connection,
-            target_metadata=metadata,
-            include_object=include_object,
-            compare_type=True,
-        )
+        context.configure(connection=connection, target_metadata=metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Table, inspect, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    Table,
+    inspect,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -70,4 +80,9 @@ class DeadLetter(SQLModel, table=True):
     )
 
 
-INFRASTRUCTURE_TABLES = frozenset({"outbox", "inbox", "dead_letters"})
+def with_infrastructure(metadata: MetaData) -> MetaData:
+    """A service's metadata plus the outbox, inbox and dead-letter tables: everything its
+    migrations create."""
+    for model in (OutboxMessage, InboxMessage, DeadLetter):
+        table(model).to_metadata(metadata)
+    return metadata

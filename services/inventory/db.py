@@ -23,10 +23,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from services.contracts.inventory import ReservationStatus
-from services.infrastructure.tables import INFRASTRUCTURE_TABLES, table
+from services.infrastructure.tables import table, with_infrastructure
 from services.inventory.domain import Level
 
 
@@ -41,7 +42,12 @@ def _timestamp(nullable: bool = False) -> Any:
     )
 
 
-class LocationRow(SQLModel, table=True):
+class InventoryTable(SQLModel, registry=registry()):
+    """Base of inventory's tables: a metadata of its own, so no two services share a table
+    definition even when the names match (both inventory and orders have `locations`)."""
+
+
+class LocationRow(InventoryTable, table=True):
     __tablename__ = "locations"
     __table_args__ = (
         CheckConstraint("type IN ('warehouse', 'store', 'dropship')", name="ck_locations_type"),
@@ -61,7 +67,7 @@ class LocationRow(SQLModel, table=True):
     updated_at: datetime | None = _timestamp()
 
 
-class StockLevelRow(SQLModel, table=True):
+class StockLevelRow(InventoryTable, table=True):
     __tablename__ = "stock_levels"
     __table_args__ = (
         CheckConstraint("on_hand >= 0", name="ck_stock_levels_on_hand"),
@@ -82,7 +88,7 @@ class StockLevelRow(SQLModel, table=True):
     updated_at: datetime | None = _timestamp()
 
 
-class MovementRow(SQLModel, table=True):
+class MovementRow(InventoryTable, table=True):
     """Append-only ledger: every change of on_hand or reserved, with why. Its sums are the levels."""
 
     __tablename__ = "movements"
@@ -105,7 +111,7 @@ class MovementRow(SQLModel, table=True):
     occurred_at: datetime | None = _timestamp()
 
 
-class ReservationRow(SQLModel, table=True):
+class ReservationRow(InventoryTable, table=True):
     __tablename__ = "reservations"
     __table_args__ = (
         CheckConstraint(
@@ -124,7 +130,7 @@ class ReservationRow(SQLModel, table=True):
     updated_at: datetime | None = _timestamp()
 
 
-class ReservationLineRow(SQLModel, table=True):
+class ReservationLineRow(InventoryTable, table=True):
     __tablename__ = "reservation_lines"
 
     reservation_id: str = Field(
@@ -134,13 +140,7 @@ class ReservationLineRow(SQLModel, table=True):
     quantity: int
 
 
-TABLES = INFRASTRUCTURE_TABLES | {
-    "locations",
-    "stock_levels",
-    "movements",
-    "reservations",
-    "reservation_lines",
-}
+METADATA = with_infrastructure(InventoryTable.metadata)
 
 
 # Locations

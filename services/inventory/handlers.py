@@ -13,6 +13,7 @@ from services.contracts.inventory import (
     AvailabilityResponse,
     CommitStock,
     LocationAvailability,
+    LocationChanged,
     LocationIn,
     LocationType,
     RejectionReason,
@@ -386,6 +387,7 @@ async def upsert_location(body: LocationIn, uow: UnitOfWork) -> Any:
     """Create or update a location."""
     values = body.model_dump(mode="json")
     row = await db.upsert_location(uow.connection, values)
+    uow.emit(LocationChanged(**body.model_dump(), changed_at=row.updated_at))
     await uow.commit()
     return row
 

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import ARRAY, BigInteger, CheckConstraint, Column, DateTime, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from services.infrastructure.tables import INFRASTRUCTURE_TABLES, table
+from services.infrastructure.tables import table, with_infrastructure
 
 
 def _timestamp(nullable: bool = False) -> Any:
@@ -25,7 +26,12 @@ def _timestamp(nullable: bool = False) -> Any:
     )
 
 
-class PriceBookRow(SQLModel, table=True):
+class PricingTable(SQLModel, registry=registry()):
+    """Base of pricing's tables: a metadata of its own, so no two services share a table
+    definition even when the names match (both inventory and orders have `locations`)."""
+
+
+class PriceBookRow(PricingTable, table=True):
     """One row: the price book version. Every change bumps it in its own transaction, so a quote
     read in one snapshot names exactly the prices and promotions it used."""
 
@@ -36,7 +42,7 @@ class PriceBookRow(SQLModel, table=True):
     version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
-class PriceRow(SQLModel, table=True):
+class PriceRow(PricingTable, table=True):
     __tablename__ = "prices"
     __table_args__ = (
         # One entry per sku, currency, channel and start: posting it again updates it.
@@ -64,7 +70,7 @@ class PriceRow(SQLModel, table=True):
     updated_at: datetime | None = _timestamp()
 
 
-class PromotionRow(SQLModel, table=True):
+class PromotionRow(PricingTable, table=True):
     __tablename__ = "promotions"
     __table_args__ = (Index("ix_promotions_skus", "skus", postgresql_using="gin"),)
 
@@ -84,7 +90,7 @@ class PromotionRow(SQLModel, table=True):
     updated_at: datetime | None = _timestamp()
 
 
-class QuoteRow(SQLModel, table=True):
+class QuoteRow(PricingTable, table=True):
     """Every quote given, as given: the audit trail behind each quote token."""
 
     __tablename__ = "quotes"
@@ -100,7 +106,7 @@ class QuoteRow(SQLModel, table=True):
     expires_at: datetime | None = _timestamp()
 
 
-TABLES = INFRASTRUCTURE_TABLES | {"price_book", "prices", "promotions", "quotes"}
+METADATA = with_infrastructure(PricingTable.metadata)
 
 
 async def bump_version(conn: AsyncConnection) -> int:

@@ -1,79 +1,14 @@
-"""Inventory running for real: its app with its lifespan (consumers, relay, expiry sweep) against
-the session's PostgreSQL and broker, reached over HTTP (in-process ASGI) and plain Kafka."""
+"""Helpers for inventory's integration tests (the running services are in ../conftest.py)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-
-from services.contracts import topics
-from services.infrastructure.database import UnitOfWork, create_engine
-from services.inventory.app import create_app
-from services.inventory.settings import InventorySettings
-from tests.conftest import TEST_KAFKA_SETTINGS
-from tests.support.kafka import Producer, TopicWatcher
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def inventory_settings(
-    create_service_database: Callable[[str], str], kafka_bootstrap: str
-) -> InventorySettings:
-    return InventorySettings(
-        database_url=create_service_database("inventory"),
-        kafka_bootstrap_servers=kafka_bootstrap,
-        consumer_group=f"inventory-{uuid.uuid4().hex[:6]}",
-        reservation_sweep_interval_seconds=0.2,
-        outbox_poll_interval_seconds=0.2,
-        database_pool_size=20,
-        database_max_overflow=60,
-        log_format="console",
-        **TEST_KAFKA_SETTINGS,
-    )
-
-
-@pytest.fixture(scope="session")
-async def inventory_app(inventory_settings: InventorySettings) -> AsyncIterator[FastAPI]:
-    app = create_app(inventory_settings)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture(scope="session")
-async def inventory(inventory_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=inventory_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
-        yield client
-
-
-@pytest.fixture(scope="session")
-def uow_factory(inventory_app: FastAPI) -> Callable[[], UnitOfWork]:
-    runtime = inventory_app.state.runtime
-    return runtime.unit_of_work  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="session")
-async def producer(kafka_bootstrap: str) -> AsyncIterator[Producer]:
-    producer = Producer(kafka_bootstrap)
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
-@pytest.fixture(scope="session")
-async def inventory_events(kafka_bootstrap: str) -> AsyncIterator[TopicWatcher]:
-    watcher = TopicWatcher(
-        kafka_bootstrap, topics.INVENTORY_EVENTS.name, topics.INVENTORY_AVAILABILITY.name
-    )
-    await watcher.start()
-    yield watcher
-    await watcher.stop()
 
 
 @pytest.fixture
@@ -123,17 +58,3 @@ async def assert_ledger_reconciles(client: httpx.AsyncClient) -> None:
     body = response.json()
     assert body["levels_checked"] > 0
     assert body["mismatches"] == []
-
-
-__all__ = ["assert_ledger_reconciles", "level", "set_stock"]
-
-
-@pytest.fixture
-async def racing_uow(
-    inventory_settings: InventorySettings,
-) -> AsyncIterator[Callable[[], UnitOfWork]]:
-    """Units of work on a private engine with a pool as large as the race, so the database (not
-    the pool) decides who wins."""
-    engine = create_engine(inventory_settings.database_url, pool_size=70, max_overflow=0)
-    yield lambda: UnitOfWork(engine, source="/tests")
-    await engine.dispose()

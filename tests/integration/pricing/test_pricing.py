@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from services.infrastructure.quote_tokens import SigningKeys, verify_quote_token
+from tests.integration.conftest import SIGNING_KEYS
 from tests.integration.inventory.test_api import assert_problem
-from tests.integration.pricing.conftest import SIGNING_KEYS
 from tests.support.kafka import TopicWatcher, of_type
 
 pytestmark = pytest.mark.integration

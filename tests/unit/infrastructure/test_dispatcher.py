@@ -111,3 +111,28 @@ async def test_a_handler_that_keeps_failing_is_parked_after_its_attempts(
     assert "handler failed 3 times" in parked
     assert "unknown location" in parked
     assert store["claimed"] == set()
+
+
+async def test_ignored_types_pass_and_projections_skip_the_inbox(store: dict[str, Any]) -> None:
+    from services.contracts.inventory import CommitStock
+
+    applied: list[Any] = []
+
+    async def handler(event: ReleaseStock, uow: FakeUnitOfWork) -> None:
+        applied.append(event)
+
+    dispatcher = Dispatcher(
+        "projection",
+        {ReleaseStock: handler},
+        lambda: FakeUnitOfWork(store),
+        ignored=[CommitStock],
+        deduplicate=False,
+        retry_delay=0,
+    )
+    ignored = CommitStock(order_id="o1", reservation_id="r1")
+    await dispatcher.dispatch(delivery(envelope_bytes(ignored)))
+    await dispatcher.dispatch(delivery(envelope_bytes(RELEASE, event_id="e1")))
+    await dispatcher.dispatch(delivery(envelope_bytes(RELEASE, event_id="e1")))
+
+    assert applied == [RELEASE, RELEASE]  # idempotent handlers see repeats; no inbox rows
+    assert store == {"claimed": set(), "dead": [], "emitted": []}

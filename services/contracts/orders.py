@@ -1,0 +1,368 @@
+"""Orders' contract: order intake, fulfillments, routing decisions, returns, and its events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+
+from services.contracts import topics
+from services.contracts.base import Contract, Event, Identifier, Sku
+from services.contracts.inventory import LocationType, Quantity, StockLine
+from services.contracts.pricing import Channel, Money
+
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+
+
+class FulfillmentMethod(StrEnum):
+    DELIVERY = "delivery"
+    PICKUP = "pickup"
+    RESERVE = "reserve"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    RESERVED = "reserved"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+class FulfillmentStatus(StrEnum):
+    PENDING = "pending"
+    RESERVED = "reserved"
+    ACCEPTED = "accepted"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    SHIPPED = "shipped"
+    PICKED_UP = "picked_up"
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class ItemCondition(StrEnum):
+    RESELLABLE = "resellable"
+    DAMAGED = "damaged"
+
+
+# Intake
+
+
+class Customer(Contract):
+    id: Identifier
+    email: Email
+
+
+class Address(Contract):
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    postal_code: str = Field(min_length=1, max_length=20)
+    city: str = Field(min_length=1, max_length=100)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2.")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class FulfillmentRequest(Contract):
+    """`delivery` needs an `address`; `pickup` (click & collect) and `reserve` (click & reserve)
+    need a `store_id`; `reserve` also a `hold_until`, at most 7 days ahead."""
+
+    method: FulfillmentMethod
+    store_id: Identifier | None = None
+    address: Address | None = None
+    hold_until: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _fits_method(self) -> FulfillmentRequest:
+        if self.method is FulfillmentMethod.DELIVERY:
+            if self.address is None:
+                raise ValueError("a delivery needs an address (with lat and lon)")
+            if self.store_id is not None:
+                raise ValueError("store_id is for pickup and reserve, not delivery")
+        elif self.store_id is None:
+            raise ValueError(f"{self.method.value} needs the store_id where the customer collects")
+        if (self.method is FulfillmentMethod.RESERVE) != (self.hold_until is not None):
+            raise ValueError("hold_until is required for reserve, and only for reserve")
+        return self
+
+
+class OrderLineIn(Contract):
+    sku: Sku
+    quantity: Quantity
+
+
+class PlaceOrder(Contract):
+    """An order for what a quote priced: the lines must be exactly the quote's."""
+
+    quote_token: str = Field(min_length=10, max_length=20_000)
+    customer: Customer
+    fulfillment: FulfillmentRequest
+    lines: tuple[OrderLineIn, ...] = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _unique(self) -> PlaceOrder:
+        skus = [line.sku for line in self.lines]
+        if len(skus) != len(set(skus)):
+            raise ValueError("each sku may appear only once; add the quantities up instead")
+        return self
+
+
+class OrderAccepted(Contract):
+    order_id: Identifier
+    status: OrderStatus
+
+
+# Views
+
+
+class OrderLine(Contract):
+    """The price snapshot: what each unit was charged, from the quote token."""
+
+    sku: Sku
+    quantity: int
+    unit_price: Money
+    unit_net_prices: tuple[int, ...]
+    total: Money
+    returned_quantity: int = 0
+
+
+class Fulfillment(Contract):
+    fulfillment_id: Identifier
+    order_id: Identifier
+    location_id: Identifier
+    location_type: LocationType
+    method: FulfillmentMethod
+    status: FulfillmentStatus
+    lines: tuple[StockLine, ...]
+    pickup_store_id: Identifier | None = None
+    transfer: bool = False
+    hold_until: datetime | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    status_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Totals(Contract):
+    subtotal: Money
+    discount_total: Money
+    total: Money
+    refunded: Money
+
+
+class Order(Contract):
+    order_id: Identifier
+    status: OrderStatus
+    status_reason: str | None = None
+    channel: Channel
+    customer: Customer
+    quote_id: Identifier
+    method: FulfillmentMethod
+    lines: tuple[OrderLine, ...]
+    fulfillments: tuple[Fulfillment, ...]
+    totals: Totals
+    created_at: datetime
+    updated_at: datetime
+
+
+class RoutingCandidate(Contract):
+    location_id: Identifier
+    type: LocationType
+    distance_km: float | None
+    score: float | None
+    eligible: bool
+    covers: dict[str, int]
+    reasons: tuple[str, ...]
+
+
+class RoutingChoice(Contract):
+    location_id: Identifier
+    location_type: LocationType
+    method: FulfillmentMethod
+    lines: dict[str, int]
+    pickup_store_id: Identifier | None = None
+    transfer: bool = False
+
+
+class RoutingAttempt(Contract):
+    attempt: int
+    at: datetime
+    trigger: str
+    lines: dict[str, int]
+    excluded: tuple[Identifier, ...]
+    candidates: tuple[RoutingCandidate, ...]
+    rules_applied: tuple[str, ...]
+    chosen: tuple[RoutingChoice, ...]
+    explanation: str
+    rejected_reason: str | None = None
+    alternatives: tuple[Identifier, ...] = ()
+
+
+class RoutingDecision(Contract):
+    """Every routing of an order: the first, and each re-route after a failure."""
+
+    order_id: Identifier
+    attempts: tuple[RoutingAttempt, ...]
+
+
+class FulfillmentPage(Contract):
+    items: tuple[Fulfillment, ...]
+    next_cursor: str | None
+
+
+class ShipIn(Contract):
+    carrier: str = Field(min_length=1, max_length=100)
+    tracking_number: str = Field(min_length=1, max_length=100)
+
+
+class RejectIn(Contract):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CancelIn(Contract):
+    reason: str = Field(default="cancelled by request", min_length=1, max_length=500)
+
+
+class ReturnLineIn(Contract):
+    sku: Sku
+    quantity: Quantity
+    condition: ItemCondition
+
+
+class ReturnIn(Contract):
+    order_id: Identifier
+    store_id: Identifier
+    lines: tuple[ReturnLineIn, ...] = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _unique(self) -> ReturnIn:
+        keys = [(line.sku, line.condition) for line in self.lines]
+        if len(keys) != len(set(keys)):
+            raise ValueError("each sku and condition may appear only once")
+        return self
+
+
+class ReturnLine(Contract):
+    sku: Sku
+    quantity: int
+    condition: ItemCondition
+    refund: Money
+
+
+class Return(Contract):
+    return_id: Identifier
+    order_id: Identifier
+    store_id: Identifier
+    refund: Money
+    lines: tuple[ReturnLine, ...]
+    reason: str
+    created_at: datetime
+
+
+# Events (orders.events.v1, key: order_id)
+
+
+class _OrderEvent(Event):
+    TOPIC: ClassVar[str] = topics.ORDERS_EVENTS.name
+    order_id: Identifier
+
+    @property
+    def message_key(self) -> str:
+        return self.order_id
+
+
+class OrderPlaced(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.order_placed.v1"
+    channel: Channel
+    customer_id: Identifier
+    quote_id: Identifier
+    method: FulfillmentMethod
+    lines: tuple[StockLine, ...]
+    total: Money
+
+
+class FulfillmentAssigned(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.fulfillment_assigned.v1"
+    fulfillment_id: Identifier
+    location_id: Identifier
+    location_type: LocationType
+    method: FulfillmentMethod
+    lines: tuple[StockLine, ...]
+    attempt: int
+
+
+class OrderConfirmed(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.order_confirmed.v1"
+    status: OrderStatus
+
+
+class OrderRejected(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.order_rejected.v1"
+    reason: str
+
+
+class FulfillmentAccepted(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.fulfillment_accepted.v1"
+    fulfillment_id: Identifier
+    location_id: Identifier
+
+
+class FulfillmentReady(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.fulfillment_ready.v1"
+    fulfillment_id: Identifier
+    location_id: Identifier
+
+
+class FulfillmentShipped(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.fulfillment_shipped.v1"
+    fulfillment_id: Identifier
+    location_id: Identifier
+    carrier: str
+    tracking_number: str
+
+
+class FulfillmentPickedUp(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.fulfillment_picked_up.v1"
+    fulfillment_id: Identifier
+    location_id: Identifier
+
+
+class FulfillmentRejected(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.fulfillment_rejected.v1"
+    fulfillment_id: Identifier
+    location_id: Identifier
+    reason: str
+
+
+class OrderCompleted(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.order_completed.v1"
+
+
+class OrderCancelled(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.order_cancelled.v1"
+    reason: str
+
+
+class OrderExpired(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.order_expired.v1"
+    reason: str
+
+
+class ReturnAccepted(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.return_accepted.v1"
+    return_id: Identifier
+    store_id: Identifier
+    lines: tuple[ReturnLine, ...]
+
+
+class RefundIssued(_OrderEvent):
+    TYPE: ClassVar[str] = "omniroute.orders.refund_issued.v1"
+    return_id: Identifier
+    amount: Money

@@ -1,0 +1,1 @@
+"""Orders: the saga that routes, reserves, confirms and fulfils orders."""

@@ -1,0 +1,52 @@
+"""Composition of the orders service: `uvicorn services.orders.app:app`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from services.contracts import topics
+from services.infrastructure.quote_tokens import SigningKeys
+from services.infrastructure.service import PeriodicJob, Runtime, create_service_app
+from services.orders import api, consumers, handlers, routing
+from services.orders.settings import OrdersSettings
+
+
+def create_app(settings: OrdersSettings | None = None) -> FastAPI:
+    settings = settings or OrdersSettings()
+    runtime = Runtime.build(settings)
+    policy = handlers.Policy(
+        keys=SigningKeys.parse(settings.quote_signing_keys),
+        rules=routing.RoutingRules(
+            max_locations=settings.max_split_locations, pickup_fallback=settings.pickup_fallback
+        ),
+        max_attempts=settings.max_routing_attempts,
+        pickup_window=timedelta(seconds=settings.pickup_window_seconds),
+    )
+
+    async def sweep() -> int:
+        async with runtime.unit_of_work() as uow:
+            return await handlers.expire_overdue_pickups(uow)
+
+    app = create_service_app(
+        runtime,
+        title="Omniroute orders",
+        description="Order intake, explainable routing to warehouses, stores and dropship "
+        "partners, and the fulfillment saga. Internal API: the gateway fronts it. Consumes "
+        "inventory.events.v1 and inventory.availability.v1; publishes orders.events.v1 and "
+        "commands on inventory.commands.v1.",
+        routers=[api.router],
+        kafka_routers=[consumers.build_router(settings, runtime.unit_of_work, policy)],
+        topics=topics.ALL_TOPICS,
+        jobs=[PeriodicJob("pickup-expiry", settings.expiry_sweep_interval_seconds, sweep)],
+    )
+    app.state.policy = policy
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # Built on first access (by uvicorn), so importing this module needs no database or broker.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

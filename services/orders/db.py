@@ -1,0 +1,434 @@
+"""Orders' tables and queries, including its projections of inventory's locations and
+availability (so routing needs no call to another service)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ARRAY, BigInteger, Column, Date, DateTime, Index, String, text
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from services.infrastructure.tables import table, with_infrastructure
+
+
+def _timestamp(nullable: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(
+            DateTime(timezone=True),
+            nullable=nullable,
+            server_default=None if nullable else text("now()"),
+        ),
+    )
+
+
+class OrdersTable(SQLModel, registry=registry()):
+    """Base of orders's tables: a metadata of its own, so no two services share a table
+    definition even when the names match (both inventory and orders have `locations`)."""
+
+
+class OrderRow(OrdersTable, table=True):
+    __tablename__ = "orders"
+
+    order_id: str = Field(primary_key=True, max_length=64)
+    status: str = Field(max_length=16)
+    status_reason: str | None = Field(default=None, max_length=500)
+    channel: str = Field(max_length=16)
+    customer_id: str = Field(max_length=64)
+    customer_email: str = Field(max_length=254)
+    # A quote buys one order: a replayed token cannot charge the same quote twice.
+    quote_id: str = Field(max_length=64, unique=True)
+    method: str = Field(max_length=16)
+    currency: str = Field(max_length=3)
+    subtotal: int = Field(sa_column=Column(BigInteger, nullable=False))
+    discount_total: int = Field(sa_column=Column(BigInteger, nullable=False))
+    total: int = Field(sa_column=Column(BigInteger, nullable=False))
+    refunded: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    store_id: str | None = Field(default=None, max_length=64)
+    address: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    hold_until: datetime | None = _timestamp(nullable=True)
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    request_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime | None = _timestamp()
+    updated_at: datetime | None = _timestamp()
+
+
+class OrderLineRow(OrdersTable, table=True):
+    __tablename__ = "order_lines"
+
+    order_id: str = Field(primary_key=True, max_length=64)
+    sku: str = Field(primary_key=True, max_length=64)
+    quantity: int
+    unit_price: int = Field(sa_column=Column(BigInteger, nullable=False))
+    unit_net_prices: list[int] = Field(sa_column=Column(ARRAY(BigInteger), nullable=False))
+    total: int = Field(sa_column=Column(BigInteger, nullable=False))
+    returned_quantity: int = 0
+
+
+class FulfillmentRow(OrdersTable, table=True):
+    __tablename__ = "fulfillments"
+    __table_args__ = (
+        Index("ix_fulfillments_location_status", "location_id", "status"),
+        Index("ix_fulfillments_pickup_store", "pickup_store_id", "status"),
+        Index(
+            "ix_fulfillments_pickup_deadline",
+            "pickup_deadline",
+            postgresql_where=text("status = 'ready_for_pickup'"),
+        ),
+    )
+
+    fulfillment_id: str = Field(primary_key=True, max_length=64)
+    order_id: str = Field(max_length=64, index=True)
+    location_id: str = Field(max_length=64)
+    location_type: str = Field(max_length=16)
+    method: str = Field(max_length=16)
+    status: str = Field(max_length=20)
+    status_reason: str | None = Field(default=None, max_length=500)
+    attempt: int
+    pickup_store_id: str | None = Field(default=None, max_length=64)
+    transfer: bool = False
+    hold_until: datetime | None = _timestamp(nullable=True)
+    pickup_deadline: datetime | None = _timestamp(nullable=True)
+    carrier: str | None = Field(default=None, max_length=100)
+    tracking_number: str | None = Field(default=None, max_length=100)
+    created_at: datetime | None = _timestamp()
+    updated_at: datetime | None = _timestamp()
+
+
+class FulfillmentLineRow(OrdersTable, table=True):
+    __tablename__ = "fulfillment_lines"
+
+    fulfillment_id: str = Field(primary_key=True, max_length=64)
+    sku: str = Field(primary_key=True, max_length=64)
+    quantity: int
+
+
+class RoutingAttemptRow(OrdersTable, table=True):
+    __tablename__ = "routing_attempts"
+
+    order_id: str = Field(primary_key=True, max_length=64)
+    attempt: int = Field(primary_key=True)
+    decision: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class ReturnRow(OrdersTable, table=True):
+    __tablename__ = "returns"
+
+    return_id: str = Field(primary_key=True, max_length=64)
+    order_id: str = Field(max_length=64, index=True)
+    store_id: str = Field(max_length=64)
+    refund: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reason: str = Field(max_length=500)
+    lines: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    request_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime | None = _timestamp()
+
+
+class LocationRow(OrdersTable, table=True):
+    """Projection of inventory's LocationChanged: the directory routing works from."""
+
+    __tablename__ = "locations"
+
+    location_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    type: str = Field(max_length=16)
+    lat: float
+    lon: float
+    capabilities: list[str] = Field(sa_column=Column(ARRAY(String(16)), nullable=False))
+    priority: int
+    ship_capacity: int
+    partner_id: str | None = Field(default=None, max_length=64, index=True)
+    changed_at: datetime | None = _timestamp()
+
+
+class AvailabilityRow(OrdersTable, table=True):
+    """Projection of inventory's AvailabilityChanged: newest version per level wins."""
+
+    __tablename__ = "availability"
+
+    sku: str = Field(primary_key=True, max_length=64)
+    location_id: str = Field(primary_key=True, max_length=64)
+    available: int
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LocationLoadRow(OrdersTable, table=True):
+    """Parcels assigned to a location per day, against its daily ship capacity."""
+
+    __tablename__ = "location_load"
+
+    location_id: str = Field(primary_key=True, max_length=64)
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    assigned: int = 0
+
+
+METADATA = with_infrastructure(OrdersTable.metadata)
+
+
+# Projections
+
+
+async def project_availability(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    """Keep the newest version; an older or repeated one changes nothing."""
+    proposed = insert(table(AvailabilityRow)).values(**values)
+    await conn.execute(
+        proposed.on_conflict_do_update(
+            index_elements=["sku", "location_id"],
+            set_={"available": proposed.excluded.available, "version": proposed.excluded.version},
+            where=table(AvailabilityRow).c.version < proposed.excluded.version,
+        )
+    )
+
+
+async def project_location(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    proposed = insert(table(LocationRow)).values(**values)
+    await conn.execute(
+        proposed.on_conflict_do_update(
+            index_elements=["location_id"],
+            set_={k: proposed.excluded[k] for k in values if k != "location_id"},
+            where=table(LocationRow).c.changed_at <= proposed.excluded.changed_at,
+        )
+    )
+
+
+async def sites(conn: AsyncConnection, skus: Sequence[str], day: date) -> list[dict[str, Any]]:
+    """Every location with its availability of `skus` and its ship capacity left today."""
+    rows = await conn.execute(
+        text(
+            "SELECT l.*, coalesce(ld.assigned, 0) AS assigned_today,"
+            " coalesce(jsonb_object_agg(a.sku, a.available) FILTER (WHERE a.sku IS NOT NULL),"
+            " '{}'::jsonb) AS available"
+            " FROM locations l"
+            " LEFT JOIN availability a ON a.location_id = l.location_id AND a.sku = ANY(:skus)"
+            " LEFT JOIN location_load ld ON ld.location_id = l.location_id AND ld.day = :day"
+            " GROUP BY l.location_id, ld.assigned ORDER BY l.location_id"
+        ),
+        {"skus": list(skus), "day": day},
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def get_location(conn: AsyncConnection, location_id: str) -> Any | None:
+    return (
+        await conn.execute(
+            text("SELECT * FROM locations WHERE location_id = :id"), {"id": location_id}
+        )
+    ).first()
+
+
+async def add_load(conn: AsyncConnection, location_id: str, day: date, parcels: int) -> None:
+    proposed = insert(table(LocationLoadRow)).values(
+        location_id=location_id, day=day, assigned=parcels
+    )
+    await conn.execute(
+        proposed.on_conflict_do_update(
+            index_elements=["location_id", "day"],
+            set_={"assigned": table(LocationLoadRow).c.assigned + parcels},
+        )
+    )
+
+
+# Orders
+
+
+async def insert_order(
+    conn: AsyncConnection, order: dict[str, Any], lines: list[dict[str, Any]]
+) -> None:
+    await conn.execute(insert(table(OrderRow)).values(**order))
+    await conn.execute(insert(table(OrderLineRow)), lines)
+
+
+async def order_by_key(conn: AsyncConnection, idempotency_key: str) -> Any | None:
+    query = text("SELECT order_id, status, request_hash FROM orders WHERE idempotency_key = :key")
+    return (await conn.execute(query, {"key": idempotency_key})).first()
+
+
+async def order_by_quote(conn: AsyncConnection, quote_id: str) -> Any | None:
+    query = text("SELECT order_id FROM orders WHERE quote_id = :quote")
+    return (await conn.execute(query, {"quote": quote_id})).first()
+
+
+async def get_order(conn: AsyncConnection, order_id: str, *, lock: bool = False) -> Any | None:
+    query = "SELECT * FROM orders WHERE order_id = :id" + (" FOR UPDATE" if lock else "")
+    return (await conn.execute(text(query), {"id": order_id})).first()
+
+
+async def set_order_status(
+    conn: AsyncConnection, order_id: str, status: str, reason: str | None = None
+) -> None:
+    await conn.execute(
+        text(
+            "UPDATE orders SET status = :status, status_reason = :reason, updated_at = now()"
+            " WHERE order_id = :id"
+        ),
+        {"status": status, "reason": reason, "id": order_id},
+    )
+
+
+async def order_lines(conn: AsyncConnection, order_id: str, *, lock: bool = False) -> Sequence[Any]:
+    query = "SELECT * FROM order_lines WHERE order_id = :id ORDER BY sku" + (
+        " FOR UPDATE" if lock else ""
+    )
+    return (await conn.execute(text(query), {"id": order_id})).all()
+
+
+async def add_returned(
+    conn: AsyncConnection, order_id: str, returned: dict[str, int], refund: int
+) -> None:
+    for sku, quantity in returned.items():
+        await conn.execute(
+            text(
+                "UPDATE order_lines SET returned_quantity = returned_quantity + :q"
+                " WHERE order_id = :id AND sku = :sku"
+            ),
+            {"q": quantity, "id": order_id, "sku": sku},
+        )
+    await conn.execute(
+        text("UPDATE orders SET refunded = refunded + :r, updated_at = now() WHERE order_id = :id"),
+        {"r": refund, "id": order_id},
+    )
+
+
+# Fulfillments
+
+
+async def insert_fulfillment(
+    conn: AsyncConnection, values: dict[str, Any], lines: dict[str, int]
+) -> None:
+    await conn.execute(insert(table(FulfillmentRow)).values(**values))
+    await conn.execute(
+        insert(table(FulfillmentLineRow)),
+        [
+            {"fulfillment_id": values["fulfillment_id"], "sku": s, "quantity": q}
+            for s, q in lines.items()
+        ],
+    )
+
+
+async def fulfillments_of(conn: AsyncConnection, order_id: str) -> Sequence[Any]:
+    query = text(
+        "SELECT * FROM fulfillments WHERE order_id = :id ORDER BY created_at, fulfillment_id"
+    )
+    return (await conn.execute(query, {"id": order_id})).all()
+
+
+async def get_fulfillment(conn: AsyncConnection, fulfillment_id: str) -> Any | None:
+    query = text("SELECT * FROM fulfillments WHERE fulfillment_id = :id")
+    return (await conn.execute(query, {"id": fulfillment_id})).first()
+
+
+async def fulfillment_lines(
+    conn: AsyncConnection, fulfillment_ids: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    rows = await conn.execute(
+        text(
+            "SELECT fulfillment_id, sku, quantity FROM fulfillment_lines"
+            " WHERE fulfillment_id = ANY(:ids) ORDER BY sku"
+        ),
+        {"ids": list(fulfillment_ids)},
+    )
+    lines: dict[str, dict[str, int]] = {fid: {} for fid in fulfillment_ids}
+    for row in rows:
+        lines[row.fulfillment_id][row.sku] = row.quantity
+    return lines
+
+
+async def update_fulfillment(conn: AsyncConnection, fulfillment_id: str, **values: Any) -> None:
+    assignments = ", ".join(f"{column} = :{column}" for column in values)
+    await conn.execute(
+        text(
+            f"UPDATE fulfillments SET {assignments}, updated_at = now() WHERE fulfillment_id = :fid"
+        ),
+        {**values, "fid": fulfillment_id},
+    )
+
+
+async def fulfillment_page(
+    conn: AsyncConnection,
+    *,
+    store_id: str | None = None,
+    partner_id: str | None = None,
+    status: str | None = None,
+    after: tuple[str, str] | None = None,
+    limit: int = 50,
+) -> Sequence[Any]:
+    """A work queue, oldest first, keyset-paginated on (created_at, fulfillment_id)."""
+    conditions = []
+    if store_id is not None:
+        conditions.append("(f.location_id = :store OR f.pickup_store_id = :store)")
+    if partner_id is not None:
+        conditions.append(
+            "f.location_id IN (SELECT location_id FROM locations WHERE partner_id = :partner)"
+        )
+    if status is not None:
+        conditions.append("f.status = :status")
+    if after is not None:
+        conditions.append(
+            "(f.created_at, f.fulfillment_id) > (CAST(:after_at AS timestamptz), :after_id)"
+        )
+    where = " AND ".join(conditions) or "TRUE"
+    query = text(
+        f"SELECT f.* FROM fulfillments f WHERE {where}"
+        " ORDER BY f.created_at, f.fulfillment_id LIMIT :limit"
+    )
+    params = {
+        "store": store_id,
+        "partner": partner_id,
+        "status": status,
+        "after_at": after[0] if after else None,
+        "after_id": after[1] if after else None,
+        "limit": limit,
+    }
+    return (await conn.execute(query, params)).all()
+
+
+async def overdue_pickups(conn: AsyncConnection, now: datetime, limit: int) -> Sequence[Any]:
+    query = text(
+        "SELECT f.fulfillment_id, f.order_id FROM fulfillments f"
+        " WHERE f.status = 'ready_for_pickup' AND f.pickup_deadline <= :now"
+        " ORDER BY f.pickup_deadline LIMIT :limit"
+    )
+    return (await conn.execute(query, {"now": now, "limit": limit})).all()
+
+
+# Routing decisions and returns
+
+
+async def next_attempt(conn: AsyncConnection, order_id: str) -> int:
+    query = text("SELECT coalesce(max(attempt), 0) + 1 FROM routing_attempts WHERE order_id = :id")
+    return int((await conn.execute(query, {"id": order_id})).scalar_one())
+
+
+async def save_attempt(
+    conn: AsyncConnection, order_id: str, attempt: int, decision: dict[str, Any]
+) -> None:
+    await conn.execute(
+        insert(table(RoutingAttemptRow)).values(
+            order_id=order_id, attempt=attempt, decision=decision
+        )
+    )
+
+
+async def attempts(conn: AsyncConnection, order_id: str) -> list[dict[str, Any]]:
+    query = text("SELECT decision FROM routing_attempts WHERE order_id = :id ORDER BY attempt")
+    return [row.decision for row in await conn.execute(query, {"id": order_id})]
+
+
+async def insert_return(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(table(ReturnRow)).values(**values))
+
+
+async def get_return(conn: AsyncConnection, return_id: str) -> Any | None:
+    query = text("SELECT * FROM returns WHERE return_id = :id")
+    return (await conn.execute(query, {"id": return_id})).first()
+
+
+async def return_by_key(conn: AsyncConnection, idempotency_key: str) -> Any | None:
+    query = text("SELECT * FROM returns WHERE idempotency_key = :key")
+    return (await conn.execute(query, {"key": idempotency_key})).first()

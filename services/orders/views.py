@@ -1,0 +1,158 @@
+"""The read side: orders, fulfillments, work queues and routing decisions as clients see them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.contracts.inventory import LocationType, StockLine
+from services.contracts.orders import (
+    Customer,
+    Fulfillment,
+    FulfillmentMethod,
+    FulfillmentPage,
+    FulfillmentStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Return,
+    RoutingDecision,
+    Totals,
+)
+from services.contracts.pricing import Channel, Money
+from services.infrastructure.errors import InvalidRequest, NotFound
+from services.orders import db
+from services.orders.handlers import return_view
+
+
+def fulfillment_view(row: Any, lines: dict[str, int]) -> Fulfillment:
+    return Fulfillment(
+        fulfillment_id=row.fulfillment_id,
+        order_id=row.order_id,
+        location_id=row.location_id,
+        location_type=LocationType(row.location_type),
+        method=FulfillmentMethod(row.method),
+        status=FulfillmentStatus(row.status),
+        lines=tuple(StockLine(sku=s, quantity=q) for s, q in sorted(lines.items())),
+        pickup_store_id=row.pickup_store_id,
+        transfer=row.transfer,
+        hold_until=row.hold_until,
+        carrier=row.carrier,
+        tracking_number=row.tracking_number,
+        status_reason=row.status_reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def order(conn: AsyncConnection, order_id: str) -> Order:
+    row = await db.get_order(conn, order_id)
+    if row is None:
+        raise NotFound(f"order {order_id!r} does not exist")
+    fulfillments = await db.fulfillments_of(conn, order_id)
+    lines = await db.fulfillment_lines(conn, [f.fulfillment_id for f in fulfillments])
+
+    def money(amount: int) -> Money:
+        return Money(amount=amount, currency=row.currency)
+
+    return Order(
+        order_id=row.order_id,
+        status=OrderStatus(row.status),
+        status_reason=row.status_reason,
+        channel=Channel(row.channel),
+        customer=Customer(id=row.customer_id, email=row.customer_email),
+        quote_id=row.quote_id,
+        method=FulfillmentMethod(row.method),
+        lines=tuple(
+            OrderLine(
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=money(line.unit_price),
+                unit_net_prices=tuple(line.unit_net_prices),
+                total=money(line.total),
+                returned_quantity=line.returned_quantity,
+            )
+            for line in await db.order_lines(conn, order_id)
+        ),
+        fulfillments=tuple(fulfillment_view(f, lines[f.fulfillment_id]) for f in fulfillments),
+        totals=Totals(
+            subtotal=money(row.subtotal),
+            discount_total=money(row.discount_total),
+            total=money(row.total),
+            refunded=money(row.refunded),
+        ),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def routing_decision(conn: AsyncConnection, order_id: str) -> RoutingDecision:
+    if await db.get_order(conn, order_id) is None:
+        raise NotFound(f"order {order_id!r} does not exist")
+    return RoutingDecision.model_validate(
+        {"order_id": order_id, "attempts": await db.attempts(conn, order_id)}
+    )
+
+
+async def fulfillment(conn: AsyncConnection, fulfillment_id: str) -> Fulfillment:
+    row = await db.get_fulfillment(conn, fulfillment_id)
+    if row is None:
+        raise NotFound(f"fulfillment {fulfillment_id!r} does not exist")
+    lines = await db.fulfillment_lines(conn, [fulfillment_id])
+    return fulfillment_view(row, lines[fulfillment_id])
+
+
+def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
+    if cursor is None:
+        return None
+    try:
+        created_at, _, fulfillment_id = (
+            base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        )
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("cursor is not one this API handed out") from None
+    if not fulfillment_id:
+        raise InvalidRequest("cursor is not one this API handed out")
+    return created_at, fulfillment_id
+
+
+async def queue(
+    conn: AsyncConnection,
+    *,
+    store_id: str | None = None,
+    partner_id: str | None = None,
+    status: FulfillmentStatus | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> FulfillmentPage:
+    """A store's or a partner's fulfillments, oldest first, a page at a time."""
+    rows = await db.fulfillment_page(
+        conn,
+        store_id=store_id,
+        partner_id=partner_id,
+        status=status.value if status else None,
+        after=_decode_cursor(cursor),
+        limit=limit + 1,
+    )
+    page, more = rows[:limit], len(rows) > limit
+    lines = await db.fulfillment_lines(conn, [r.fulfillment_id for r in page])
+    next_cursor = None
+    if more:
+        last = page[-1]
+        next_cursor = base64.urlsafe_b64encode(
+            f"{last.created_at.isoformat()}|{last.fulfillment_id}".encode()
+        ).decode()
+    return FulfillmentPage(
+        items=tuple(fulfillment_view(r, lines[r.fulfillment_id]) for r in page),
+        next_cursor=next_cursor,
+    )
+
+
+async def return_(conn: AsyncConnection, return_id: str) -> Return:
+    row = await db.get_return(conn, return_id)
+    if row is None:
+        raise NotFound(f"return {return_id!r} does not exist")
+    return return_view(row, await db.get_order(conn, row.order_id))
