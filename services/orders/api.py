@@ -79,6 +79,16 @@ async def cancel_order(order_id: str, uow: UoW, body: CancelIn | None = None) ->
         return await views.order(uow.connection, order_id)
 
 
+@router.get("/routing/sites", tags=["orders"])
+async def routing_sites(
+    uow: UoW, sku: Annotated[list[str], Query(min_length=1, max_length=100)]
+) -> list[dict[str, object]]:
+    """What routing sees right now: every location with its projected availability of these
+    skus and the ship capacity it has left today."""
+    async with uow:
+        return await views.sites(uow.connection, sku)
+
+
 @router.get("/fulfillments/{fulfillment_id}", tags=["fulfillments"])
 async def get_fulfillment(fulfillment_id: str, uow: UoW) -> Fulfillment:
     """One fulfillment."""

@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Column, Date, DateTime, Index, String, text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import registry
@@ -48,7 +59,9 @@ class OrderRow(OrdersTable, table=True):
     subtotal: int = Field(sa_column=Column(BigInteger, nullable=False))
     discount_total: int = Field(sa_column=Column(BigInteger, nullable=False))
     total: int = Field(sa_column=Column(BigInteger, nullable=False))
-    refunded: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    refunded: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
     store_id: str | None = Field(default=None, max_length=64)
     address: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     hold_until: datetime | None = _timestamp(nullable=True)
@@ -67,7 +80,9 @@ class OrderLineRow(OrdersTable, table=True):
     unit_price: int = Field(sa_column=Column(BigInteger, nullable=False))
     unit_net_prices: list[int] = Field(sa_column=Column(ARRAY(BigInteger), nullable=False))
     total: int = Field(sa_column=Column(BigInteger, nullable=False))
-    returned_quantity: int = 0
+    returned_quantity: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
 
 
 class FulfillmentRow(OrdersTable, table=True):
@@ -91,7 +106,9 @@ class FulfillmentRow(OrdersTable, table=True):
     status_reason: str | None = Field(default=None, max_length=500)
     attempt: int
     pickup_store_id: str | None = Field(default=None, max_length=64)
-    transfer: bool = False
+    transfer: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
     hold_until: datetime | None = _timestamp(nullable=True)
     pickup_deadline: datetime | None = _timestamp(nullable=True)
     carrier: str | None = Field(default=None, max_length=100)
@@ -165,7 +182,9 @@ class LocationLoadRow(OrdersTable, table=True):
 
     location_id: str = Field(primary_key=True, max_length=64)
     day: date = Field(sa_column=Column(Date, primary_key=True))
-    assigned: int = 0
+    assigned: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
 
 
 METADATA = with_infrastructure(OrdersTable.metadata)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,6 +27,19 @@ from services.contracts.pricing import Channel, Money
 from services.infrastructure.errors import InvalidRequest, NotFound
 from services.orders import db
 from services.orders.handlers import return_view
+
+
+async def sites(conn: AsyncConnection, skus: list[str]) -> list[dict[str, object]]:
+    return [
+        {
+            "location_id": row["location_id"],
+            "type": row["type"],
+            "capabilities": row["capabilities"],
+            "available": {sku: row["available"].get(sku, 0) for sku in skus},
+            "ship_capacity_left": max(row["ship_capacity"] - row["assigned_today"], 0),
+        }
+        for row in await db.sites(conn, skus, datetime.now(UTC).date())
+    ]
 
 
 def fulfillment_view(row: Any, lines: dict[str, int]) -> Fulfillment:

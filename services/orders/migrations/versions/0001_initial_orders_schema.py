@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 08:25:15.907502
+Create Date: 2026-11-21 08:27:49.709686
 """
 
 from collections.abc import Sequence
@@ -64,7 +64,7 @@ def upgrade() -> None:
         sa.Column("status_reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("pickup_store_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("transfer", sa.Boolean(), nullable=False),
+        sa.Column("transfer", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("hold_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("pickup_deadline", sa.DateTime(timezone=True), nullable=True),
         sa.Column("carrier", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
@@ -114,7 +114,7 @@ def upgrade() -> None:
         "location_load",
         sa.Column("location_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("assigned", sa.Integer(), nullable=False),
+        sa.Column("assigned", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.PrimaryKeyConstraint("location_id", "day"),
     )
     op.create_table(
@@ -145,7 +145,7 @@ def upgrade() -> None:
         sa.Column("unit_price", sa.BigInteger(), nullable=False),
         sa.Column("unit_net_prices", sa.ARRAY(sa.BigInteger()), nullable=False),
         sa.Column("total", sa.BigInteger(), nullable=False),
-        sa.Column("returned_quantity", sa.Integer(), nullable=False),
+        sa.Column("returned_quantity", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.PrimaryKeyConstraint("order_id", "sku"),
     )
     op.create_table(
@@ -162,7 +162,7 @@ def upgrade() -> None:
         sa.Column("subtotal", sa.BigInteger(), nullable=False),
         sa.Column("discount_total", sa.BigInteger(), nullable=False),
         sa.Column("total", sa.BigInteger(), nullable=False),
-        sa.Column("refunded", sa.BigInteger(), nullable=False),
+        sa.Column("refunded", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("store_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("address", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("hold_until", sa.DateTime(timezone=True), nullable=True),
