@@ -123,6 +123,7 @@ def orders_settings(
         consumer_group=f"orders-{uuid.uuid4().hex[:6]}",
         projection_group=f"orders-projection-{uuid.uuid4().hex[:6]}",
         expiry_sweep_interval_seconds=0.2,
+        pickup_window_seconds=3,
         database_pool_size=20,
         database_max_overflow=40,
         **COMMON,

@@ -6,8 +6,18 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
-from services.contracts.inventory import AvailabilityChanged, LocationType
+from services.contracts.inventory import (
+    AvailabilityChanged,
+    LocationType,
+    RejectionReason,
+    StockLine,
+    StockReservationRejected,
+    StockReserved,
+)
+from services.infrastructure.database import create_engine
+from services.orders.settings import OrdersSettings
 from tests.integration.inventory.conftest import assert_ledger_reconciles
 from tests.integration.orders.conftest import Network
 from tests.support.kafka import Producer, eventually
@@ -321,3 +331,173 @@ async def test_returning_one_unit_of_a_three_for_two(network: Network) -> None:
     order = await network.order(order_id)
     assert order["totals"]["refunded"]["amount"] == 3998
     assert (await network.level(network.store_ams, tee))["on_hand"] == 3  # damaged units stay out
+
+
+async def test_an_uncollected_order_expires_after_the_pickup_window(network: Network) -> None:
+    sku = network.id("SOCK")
+    await network.price(sku, 900)
+    await network.stock(network.store_ams, sku, 2)
+    await network.sees(sku, network.store_ams, 2)
+
+    order_id = await network.place({sku: 2}, network.collect())
+    (fulfillment,) = (await network.until(order_id, "confirmed"))["fulfillments"]
+    await network.act(fulfillment["fulfillment_id"], "ready")  # the test window is 3 seconds
+    expired = await network.until(order_id, "expired", timeout=20)
+    assert expired["status_reason"] == "not collected within the pickup window"
+
+    async def back() -> bool:
+        return (await network.level(network.store_ams, sku))["available"] == 2
+
+    await eventually(back)
+
+
+async def test_concurrent_orders_for_the_last_units(network: Network) -> None:
+    sku = network.id("LAST")
+    await network.price(sku, 1000)
+    await network.stock(network.warehouse, sku, 3)
+    await network.stock(network.store_ams, sku, 2)
+    await network.sees(sku, network.store_ams, 2)
+    await network.sees(sku, network.warehouse, 3)
+
+    quotes = [await network.quote({sku: 1}) for _ in range(12)]
+    responses = await asyncio.gather(
+        *(
+            network.orders.post("/orders", json=network.order_body(q, network.deliver()))
+            for q in quotes
+        )
+    )
+    assert all(r.status_code == 202 for r in responses)
+    order_ids = [r.json()["order_id"] for r in responses]
+    final = [await network.until(o, "confirmed", "rejected", timeout=40) for o in order_ids]
+    # Routing may have aimed several orders at the same last unit; inventory's conditional
+    # reservation lets exactly as many through as there are units, the rest route again or fail.
+    settled = [await network.settled(o["order_id"]) for o in final]
+    assert sorted(o["status"] for o in settled) == ["confirmed"] * 5 + ["rejected"] * 7
+    for location in (network.warehouse, network.store_ams):
+        level = await network.level(location, sku)
+        assert level["available"] == 0
+        assert 0 <= level["reserved"] <= level["on_hand"]
+    await assert_ledger_reconciles(network.inventory)
+
+
+async def test_intake_refuses_what_was_not_quoted(network: Network) -> None:
+    sku, other = network.id("A"), network.id("B")
+    await network.price(sku, 1000)
+    await network.price(other, 500)
+    await network.stock(network.warehouse, sku, 10)
+    await network.sees(sku, network.warehouse, 10)
+    quote = await network.quote({sku: 2})
+    body = network.order_body(quote, network.deliver())
+
+    more = {**body, "lines": [{"sku": sku, "quantity": 3}]}
+    refused = await network.orders.post("/orders", json=more)
+    assert refused.status_code == 422
+    assert f"{sku}: ordered 3, quoted 2" in refused.json()["detail"]
+
+    header, payload, signature = quote["quote_token"].split(".")
+    forged = {**body, "quote_token": f"{header}.{payload}x.{signature}"}
+    assert (await network.orders.post("/orders", json=forged)).status_code == 422
+
+    key = {"Idempotency-Key": network.id("key")}
+    first = await network.orders.post("/orders", json=body, headers=key)
+    again = await network.orders.post("/orders", json=body, headers=key)
+    assert first.status_code == again.status_code == 202
+    assert first.json()["order_id"] == again.json()["order_id"]
+    changed = await network.orders.post(
+        "/orders", json={**body, "customer": {"id": "x", "email": "x@example.com"}}, headers=key
+    )
+    assert changed.status_code == 422
+    assert "Idempotency-Key" in changed.json()["detail"]
+    reused = await network.orders.post("/orders", json=body)
+    assert reused.status_code == 409
+    assert "already used" in reused.json()["detail"]
+
+    bad = [
+        ({**body, "fulfillment": {"method": "delivery"}}, "address"),
+        ({**body, "fulfillment": {"method": "pickup"}}, "store_id"),
+        (
+            {**body, "fulfillment": {"method": "reserve", "store_id": network.store_ams}},
+            "hold_until",
+        ),
+        ({**body, "lines": [{"sku": sku, "quantity": -1}]}, "greater than 0"),
+        ({**body, "gift": True}, "gift"),
+    ]
+    for payload_, fragment in bad:
+        response = await network.orders.post("/orders", json=payload_)
+        assert response.status_code == 422, payload_
+        assert fragment in response.json()["detail"]
+
+
+async def test_duplicated_and_reordered_events_have_no_second_effect(
+    network: Network, producer: Producer, orders_settings: OrdersSettings
+) -> None:
+    sku = network.id("DUP")
+    await network.price(sku, 700)
+    await network.stock(network.warehouse, sku, 5)
+    await network.sees(sku, network.warehouse, 5)
+    order_id = await network.place({sku: 1}, network.deliver())
+    order = await network.until(order_id, "confirmed")
+    (fulfillment,) = order["fulfillments"]
+    fid = fulfillment["fulfillment_id"]
+
+    reserved = StockReserved(
+        order_id=order_id,
+        fulfillment_id=fid,
+        reservation_id=fid,
+        location_id=network.warehouse,
+        lines=(StockLine(sku=sku, quantity=1),),
+    )
+    rejected = StockReservationRejected(
+        order_id=order_id,
+        fulfillment_id=fid,
+        reservation_id=fid,
+        location_id=network.warehouse,
+        reason=RejectionReason.INSUFFICIENT_STOCK,
+        detail="late and out of order",
+    )
+    # A redelivered answer, a late contradicting one, and one for a reservation nobody made.
+    sent = [
+        await producer.send_event(reserved),
+        await producer.send_event(rejected),
+        await producer.send_event(reserved.model_copy(update={"reservation_id": f"{fid}-ghost"})),
+        # An answer about an order this service never placed: skipped at once, not retried.
+        await producer.send_event(reserved.model_copy(update={"order_id": network.id("stranger")})),
+    ]
+    engine = create_engine(orders_settings.database_url)
+
+    async def consumed() -> bool:
+        async with engine.connect() as conn:
+            found = await conn.scalar(
+                text("SELECT count(*) FROM inbox WHERE event_id = ANY(:ids)"), {"ids": sent}
+            )
+        return found == len(sent)
+
+    await eventually(consumed)
+    async with engine.connect() as conn:
+        parked = await conn.scalar(text("SELECT count(*) FROM dead_letters"))
+    await engine.dispose()
+    assert parked == 0
+    # An availability version older than the projection's; the marker order's reservation then
+    # changes the same level (same key, same partition), so once the projection shows the
+    # marker's effect it has read past the stale version too.
+    await producer.send_event(
+        AvailabilityChanged(
+            sku=sku,
+            location_id=network.warehouse,
+            location_type=LocationType.WAREHOUSE,
+            on_hand=0,
+            reserved=0,
+            safety_stock=0,
+            available=0,
+            version=1,
+            changed_at=datetime.now(UTC),
+        )
+    )
+    marker = await network.place({sku: 1}, network.deliver())
+    await network.until(marker, "confirmed")
+
+    order = await network.order(order_id)
+    assert order["status"] == "confirmed"
+    assert [f["status"] for f in order["fulfillments"]] == ["reserved"]
+    assert len((await network.orders.get(f"/orders/{order_id}/routing")).json()["attempts"]) == 1
+    await network.sees(sku, network.warehouse, 3)  # the stale version 1 did not win
