@@ -3,7 +3,7 @@ so every environment has the same partition counts, and a consumer group can sca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -11,6 +11,7 @@ class TopicSpec:
     name: str
     partitions: int
     description: str
+    config: dict[str, str] = field(default_factory=dict)
 
 
 INVENTORY_COMMANDS = TopicSpec(
@@ -28,6 +29,9 @@ INVENTORY_AVAILABILITY = TopicSpec(
     8,
     "AvailabilityChanged per stock level, versioned; key: sku@location_id. LocationChanged per "
     "location; key: @location_id.",
+    # Compacted: the newest message per key is kept for good, so a new consumer (a new orders
+    # deployment) rebuilds its projection of every level and location from the topic alone.
+    {"cleanup.policy": "compact"},
 )
 ORDERS_EVENTS = TopicSpec("orders.events.v1", 8, "Order lifecycle events; key: order_id.")
 PRICING_EVENTS = TopicSpec(

@@ -89,6 +89,7 @@ async def ensure_topics(
                         spec.name,
                         num_partitions=spec.partitions,
                         replication_factor=replication_factor,
+                        topic_configs=spec.config,
                     )
                     for spec in missing
                 ]

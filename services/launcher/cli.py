@@ -564,6 +564,9 @@ def print_banner(
             """[{"sku": "TEE-WHT-M", "quantity": 3}, {"sku": "CAP-NAVY", "quantity": 1}]}'"""
         )
         _say()
+    if any(spec.name == "orders" for spec in services):
+        _say("  # then order it for click & collect: the README's 'Try it' has the two commands")
+        _say()
     _say("Press Ctrl-C to stop.")
 
 
