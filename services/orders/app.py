@@ -23,11 +23,17 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         ),
         max_attempts=settings.max_routing_attempts,
         pickup_window=timedelta(seconds=settings.pickup_window_seconds),
+        backorder=settings.backorder,
+        backorder_max_wait=timedelta(seconds=settings.backorder_max_wait_seconds),
     )
 
     async def sweep() -> int:
         async with runtime.unit_of_work() as uow:
             return await handlers.expire_overdue_pickups(uow)
+
+    async def backorders() -> int:
+        async with runtime.unit_of_work() as uow:
+            return await handlers.retry_backorders(uow, policy)
 
     app = create_service_app(
         runtime,
@@ -39,7 +45,10 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         routers=[api.router],
         kafka_routers=[consumers.build_router(settings, runtime.unit_of_work, policy)],
         topics=topics.ALL_TOPICS,
-        jobs=[PeriodicJob("pickup-expiry", settings.expiry_sweep_interval_seconds, sweep)],
+        jobs=[
+            PeriodicJob("pickup-expiry", settings.expiry_sweep_interval_seconds, sweep),
+            PeriodicJob("backorders", settings.backorder_retry_interval_seconds, backorders),
+        ],
     )
     app.state.policy = policy
     return app

@@ -67,6 +67,7 @@ class OrderRow(OrdersTable, table=True):
     hold_until: datetime | None = _timestamp(nullable=True)
     idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
     request_hash: str | None = Field(default=None, max_length=64)
+    backordered_at: datetime | None = _timestamp(nullable=True)
     created_at: datetime | None = _timestamp()
     updated_at: datetime | None = _timestamp()
 
@@ -288,6 +289,43 @@ async def set_order_status(
         ),
         {"status": status, "reason": reason, "id": order_id},
     )
+
+
+async def set_backordered(
+    conn: AsyncConnection, order_id: str, since: datetime | None, reason: str | None
+) -> None:
+    await conn.execute(
+        text(
+            "UPDATE orders SET backordered_at = :since, status_reason = :reason, updated_at = now()"
+            " WHERE order_id = :id"
+        ),
+        {"since": since, "reason": reason, "id": order_id},
+    )
+
+
+async def backordered(conn: AsyncConnection, limit: int) -> Sequence[Any]:
+    """Orders waiting for stock, longest waiting first; SKIP LOCKED lets replicas share them."""
+    query = text(
+        "SELECT order_id FROM orders WHERE backordered_at IS NOT NULL"
+        " AND status IN ('pending', 'confirmed', 'reserved')"
+        " ORDER BY backordered_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+    )
+    return (await conn.execute(query, {"limit": limit})).all()
+
+
+async def outstanding(conn: AsyncConnection, order_id: str) -> dict[str, int]:
+    """Units ordered that no live fulfillment covers yet."""
+    rows = await conn.execute(
+        text(
+            "SELECT l.sku, l.quantity - coalesce(sum(fl.quantity), 0) AS missing FROM order_lines l"
+            " LEFT JOIN fulfillments f ON f.order_id = l.order_id"
+            " AND f.status NOT IN ('rejected', 'cancelled', 'expired')"
+            " LEFT JOIN fulfillment_lines fl ON fl.fulfillment_id = f.fulfillment_id AND fl.sku = l.sku"
+            " WHERE l.order_id = :id GROUP BY l.sku, l.quantity ORDER BY l.sku"
+        ),
+        {"id": order_id},
+    )
+    return {row.sku: row.missing for row in rows if row.missing > 0}
 
 
 async def order_lines(conn: AsyncConnection, order_id: str, *, lock: bool = False) -> Sequence[Any]:

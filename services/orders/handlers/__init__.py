@@ -13,6 +13,7 @@ from services.orders.handlers.saga import (
     on_stock_reserved,
     project_availability,
     project_location,
+    retry_backorders,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "project_availability",
     "project_location",
     "reject",
+    "retry_backorders",
     "return_view",
     "ship",
 ]

@@ -31,6 +31,8 @@ class Policy:
     rules: routing.RoutingRules
     max_attempts: int
     pickup_window: timedelta
+    backorder: bool = False
+    backorder_max_wait: timedelta = timedelta(days=7)
 
 
 def now() -> datetime:

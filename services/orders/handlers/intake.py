@@ -23,7 +23,7 @@ from services.orders.handlers.common import (
     now,
     request_hash,
 )
-from services.orders.handlers.planning import reject_order, route
+from services.orders.handlers.planning import route, unplanned
 
 # Intake
 
@@ -101,8 +101,7 @@ async def place_order(
     order = await locked_order(uow, order_id)
     status = OrderStatus.PENDING
     if not await route(uow, order, ordered, "order placed", policy):
-        status = OrderStatus.REJECTED
-        await reject_order(uow, order, "no location can fulfil the order")
+        status = await unplanned(uow, order, policy, "no location can fulfil the order")
     await uow.commit()
     return OrderAccepted(order_id=order_id, status=status)
 

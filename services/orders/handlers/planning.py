@@ -45,7 +45,13 @@ def site(row: dict[str, Any]) -> routing.Site:
 
 
 async def route(
-    uow: UnitOfWork, order: Any, lines: dict[str, int], trigger: str, policy: Policy
+    uow: UnitOfWork,
+    order: Any,
+    lines: dict[str, int],
+    trigger: str,
+    policy: Policy,
+    *,
+    record_failure: bool = True,
 ) -> bool:
     """Plan fulfillments for `lines`, record the decision, and reserve; False if nothing can."""
     conn = uow.connection
@@ -73,6 +79,8 @@ async def route(
             rules_applied=(*result.rules_applied, f"max {policy.max_attempts} attempts"),
             explanation=result.explanation,
         )
+    if not result.fulfillments and not record_failure:
+        return False
     await db.save_attempt(
         conn, order.order_id, attempt, decision(attempt, trigger, lines, excluded, result)
     )
@@ -208,4 +216,14 @@ async def reroute(uow: UnitOfWork, order: Any, failed: Any, trigger: str, policy
         await settle(uow, order)
     else:
         attempts = await db.attempts(uow.connection, order.order_id)
-        await reject_order(uow, order, attempts[-1]["rejected_reason"] or "no location left to try")
+        await unplanned(uow, order, policy, attempts[-1]["rejected_reason"] or "no location left")
+
+
+async def unplanned(uow: UnitOfWork, order: Any, policy: Policy, reason: str) -> OrderStatus:
+    """Nothing can serve (part of) the order now: wait for stock if backorders are configured
+    for deliveries, otherwise reject it and release what it holds."""
+    if policy.backorder and order.method == FulfillmentMethod.DELIVERY:
+        await db.set_backordered(uow.connection, order.order_id, now(), f"backordered: {reason}")
+        return OrderStatus(order.status)
+    await reject_order(uow, order, reason)
+    return OrderStatus.REJECTED

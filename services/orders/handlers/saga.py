@@ -27,7 +27,7 @@ from services.orders.handlers.common import (
     now,
     order_for_event,
 )
-from services.orders.handlers.planning import release, reroute, settle
+from services.orders.handlers.planning import reject_order, release, reroute, route, settle
 
 # Saga: inventory's answers
 
@@ -127,3 +127,21 @@ async def expire_overdue_pickups(uow: UnitOfWork, limit: int = 100) -> int:
             await expire(uow, order, "not collected within the pickup window")
     await uow.commit()
     return len(overdue)
+
+
+async def retry_backorders(uow: UnitOfWork, policy: Policy, limit: int = 50) -> int:
+    """Route what backordered orders still miss; give up on those that waited too long."""
+    waiting = await db.backordered(uow.connection, limit)
+    for row in waiting:
+        order = await locked_order(uow, row.order_id)
+        missing = await db.outstanding(uow.connection, order.order_id)
+        if missing and now() - order.backordered_at > policy.backorder_max_wait:
+            await db.set_backordered(uow.connection, order.order_id, None, None)
+            await reject_order(uow, order, "backordered too long: no stock arrived")
+        elif not missing or await route(
+            uow, order, missing, "backorder: stock arrived", policy, record_failure=False
+        ):
+            await db.set_backordered(uow.connection, order.order_id, None, None)
+            await settle(uow, order)
+    await uow.commit()
+    return len(waiting)

@@ -91,6 +91,31 @@ async def test_click_and_collect(network: Network) -> None:
     assert "picked_up" in refused.json()["detail"]
 
 
+async def test_click_and_reserve_collected_in_time(network: Network) -> None:
+    sku = network.id("COAT")
+    await network.price(sku, 12900)
+    await network.stock(network.store_utr, sku, 2)
+    await network.sees(sku, network.store_utr, 2)
+
+    hold = datetime.now(UTC) + timedelta(hours=24)
+    order_id = await network.place({sku: 1}, network.hold(hold, network.store_utr))
+    order = await network.until(order_id, "reserved")
+    (fulfillment,) = order["fulfillments"]
+    assert fulfillment["method"] == "reserve"
+    assert datetime.fromisoformat(fulfillment["hold_until"]) == hold.replace(
+        microsecond=hold.microsecond
+    )
+    await network.act(fulfillment["fulfillment_id"], "ready")
+    await network.act(fulfillment["fulfillment_id"], "handover")  # paid in store and taken home
+    await network.until(order_id, "completed")
+
+    async def committed() -> bool:
+        level = await network.level(network.store_utr, sku)
+        return (level["on_hand"], level["reserved"]) == (1, 0)
+
+    await eventually(committed)
+
+
 async def test_click_and_reserve_expires_and_the_stock_returns(network: Network) -> None:
     sku = network.id("BOOT")
     await network.price(sku, 9000)
