@@ -35,6 +35,7 @@ lint: $(STAMP)
 ## bench: throughput and latency, as ratios to ceilings measured in the same run
 bench: $(STAMP)
 	@$(BIN)/python -m bench.inventory_bench
+	@$(BIN)/python -m bench.orders_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis

@@ -15,36 +15,25 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import insert
 
+from bench.common import Stack, percentile, say
 from services.contracts import topics
 from services.contracts.inventory import ReserveStock, StockLine
-from services.infrastructure.broker import create_broker, ensure_topics
+from services.infrastructure.broker import create_broker
 from services.infrastructure.database import create_engine
-from services.infrastructure.migrations import create_database_if_missing, upgrade_to_head
 from services.infrastructure.outbox import OutboxRelay
 from services.infrastructure.settings import ServiceSettings
 from services.infrastructure.tables import OutboxMessage
-from services.launcher.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from services.launcher.embedded import free_port
 from tests.support.kafka import envelope_bytes
 from tests.support.processes import ServiceProcess
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def database_ceiling(dsn: str, count: int) -> float:
@@ -213,20 +202,15 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=2000)
     parser.add_argument("--backlog", type=int, default=10000)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="omniroute-bench-"))
-    say(f"Omniroute inventory benchmark on {os.cpu_count()} cores (work dir {work})")
-    postgres = EmbeddedPostgres(work / "pg", delete_on_stop=True)
-    kafka = EmbeddedKafka(port=free_port(), log_path=work / "kafka.log")
+    stack = Stack()
+    say(f"Omniroute inventory benchmark on {os.cpu_count()} cores (work dir {stack.work})")
     service: ServiceProcess | None = None
     try:
-        postgres.start()  # default durability, as `make run` has it
-        kafka.start()
-        asyncio.run(ensure_topics(kafka.bootstrap_servers, topics.ALL_TOPICS))
-        urls = {}
-        for name in ("ceiling", "inventory", "relay"):
-            asyncio.run(create_database_if_missing(postgres.url(), f"bench_{name}"))
-            urls[name] = postgres.url(f"bench_{name}")
-            upgrade_to_head("inventory", urls[name])
+        stack.start()
+        urls = {
+            name: stack.database(f"bench_{name}", "inventory")
+            for name in ("ceiling", "inventory", "relay")
+        }
 
         say(f"… database ceiling: {args.commands} reservation transactions, raw asyncpg")
         dsn = urls["ceiling"]
@@ -238,25 +222,24 @@ def main() -> None:
             free_port(),
             {
                 "OMNIROUTE_DATABASE_URL": urls["inventory"],
-                "OMNIROUTE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                "OMNIROUTE_KAFKA_BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers,
                 "OMNIROUTE_LOG_LEVEL": "WARNING",
             },
-            work / "inventory.log",
+            stack.work / "inventory.log",
         )
         service.start()
         kafka_result = asyncio.run(
-            reservations_through_kafka(kafka.bootstrap_servers, service.url, args.commands)
+            reservations_through_kafka(stack.kafka.bootstrap_servers, service.url, args.commands)
         )
 
         say(f"… outbox relay draining a backlog of {args.backlog} events")
         relay_rate, producer_rate = asyncio.run(
-            relay_drain(urls["relay"], kafka.bootstrap_servers, args.backlog)
+            relay_drain(urls["relay"], stack.kafka.bootstrap_servers, args.backlog)
         )
     finally:
         if service is not None:
             service.stop()
-        kafka.stop()
-        postgres.stop()
+        stack.stop()
 
     say("")
     say(f"database ceiling            {ceiling:8.0f} reservations/s")

@@ -21,6 +21,10 @@ class ServiceProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

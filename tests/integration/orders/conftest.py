@@ -98,6 +98,14 @@ class Network:
                 },
             )
             assert response.status_code == 200, response.text
+        # Each location travels on its own partition: wait until routing knows all of them.
+        ours = {place[0] for place in places}
+
+        async def known() -> bool:
+            response = await self.orders.get("/routing/sites", params={"sku": "ANY"})
+            return ours <= {site["location_id"] for site in response.json()}
+
+        await eventually(known)
 
     @property
     def customer_address(self) -> dict[str, Any]:
