@@ -10,8 +10,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from sqlalchemy import text
@@ -72,6 +73,15 @@ class Runtime:
             source=f"/omniroute/{self.settings.service_name}",
             on_commit=self.relay.wake,
         )
+
+
+def unit_of_work(request: Request) -> UnitOfWork:
+    """FastAPI dependency: a fresh unit of work on the service's runtime."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime.unit_of_work()
+
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(unit_of_work)]
 
 
 class RequestMetrics:

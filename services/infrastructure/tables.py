@@ -20,6 +20,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 
+def timestamp(nullable: bool = False) -> Any:
+    """A timezone-aware timestamp column; a required one defaults to now() in the database."""
+    return Field(
+        default=None,
+        sa_column=Column(
+            DateTime(timezone=True),
+            nullable=nullable,
+            server_default=None if nullable else text("now()"),
+        ),
+    )
+
+
 def table(model: type[SQLModel]) -> Table:
     """The Core table behind a SQLModel class, for statements run on a plain connection."""
     found = inspect(model).local_table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
 from services.contracts.inventory import (
     AvailabilityResponse,
@@ -21,19 +21,14 @@ from services.contracts.inventory import (
     StockLevelIn,
     StockLine,
 )
-from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import PROBLEM_RESPONSES, InvalidRequest, NotFound
+from services.infrastructure.service import UnitOfWorkDep
 from services.inventory import db, domain, handlers
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
 
 
-def unit_of_work(request: Request) -> UnitOfWork:
-    uow: UnitOfWork = request.app.state.runtime.unit_of_work()
-    return uow
-
-
-UoW = Annotated[UnitOfWork, Depends(unit_of_work)]
+UoW = UnitOfWorkDep
 
 
 def _location(row: db.LocationRow) -> Location:

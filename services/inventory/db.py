@@ -13,7 +13,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -27,19 +26,8 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from services.contracts.inventory import ReservationStatus
-from services.infrastructure.tables import table, with_infrastructure
+from services.infrastructure.tables import table, timestamp, with_infrastructure
 from services.inventory.domain import Level
-
-
-def _timestamp(nullable: bool = False) -> Any:
-    return Field(
-        default=None,
-        sa_column=Column(
-            DateTime(timezone=True),
-            nullable=nullable,
-            server_default=None if nullable else text("now()"),
-        ),
-    )
 
 
 class InventoryTable(SQLModel, registry=registry()):
@@ -63,8 +51,8 @@ class LocationRow(InventoryTable, table=True):
     ship_capacity: int
     partner_id: str | None = Field(default=None, max_length=64, index=True)
     feed_sequence: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    created_at: datetime | None = _timestamp()
-    updated_at: datetime | None = _timestamp()
+    created_at: datetime | None = timestamp()
+    updated_at: datetime | None = timestamp()
 
 
 class StockLevelRow(InventoryTable, table=True):
@@ -85,7 +73,7 @@ class StockLevelRow(InventoryTable, table=True):
     reserved: int = 0
     safety_stock: int = 0
     version: int = Field(default=1, sa_column=Column(BigInteger, nullable=False))
-    updated_at: datetime | None = _timestamp()
+    updated_at: datetime | None = timestamp()
 
 
 class MovementRow(InventoryTable, table=True):
@@ -108,7 +96,7 @@ class MovementRow(InventoryTable, table=True):
     reserved_delta: int
     reference: str | None = Field(default=None, max_length=128)
     note: str | None = Field(default=None, max_length=500)
-    occurred_at: datetime | None = _timestamp()
+    occurred_at: datetime | None = timestamp()
 
 
 class ReservationRow(InventoryTable, table=True):
@@ -125,9 +113,9 @@ class ReservationRow(InventoryTable, table=True):
     fulfillment_id: str | None = Field(default=None, max_length=64)
     location_id: str | None = Field(default=None, max_length=64)
     status: str = Field(max_length=16)
-    hold_until: datetime | None = _timestamp(nullable=True)
-    created_at: datetime | None = _timestamp()
-    updated_at: datetime | None = _timestamp()
+    hold_until: datetime | None = timestamp(nullable=True)
+    created_at: datetime | None = timestamp()
+    updated_at: datetime | None = timestamp()
 
 
 class ReservationLineRow(InventoryTable, table=True):

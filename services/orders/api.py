@@ -22,14 +22,10 @@ from services.contracts.orders import (
 )
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import PROBLEM_RESPONSES
+from services.infrastructure.service import UnitOfWorkDep
 from services.orders import handlers, views
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
-
-
-def unit_of_work(request: Request) -> UnitOfWork:
-    uow: UnitOfWork = request.app.state.runtime.unit_of_work()
-    return uow
 
 
 def policy(request: Request) -> handlers.Policy:
@@ -37,7 +33,7 @@ def policy(request: Request) -> handlers.Policy:
     return found
 
 
-UoW = Annotated[UnitOfWork, Depends(unit_of_work)]
+UoW = UnitOfWorkDep
 Policy = Annotated[handlers.Policy, Depends(policy)]
 IdempotencyKey = Annotated[
     str | None,

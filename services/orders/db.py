@@ -13,7 +13,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     Index,
     Integer,
     String,
@@ -24,18 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from services.infrastructure.tables import table, with_infrastructure
-
-
-def _timestamp(nullable: bool = False) -> Any:
-    return Field(
-        default=None,
-        sa_column=Column(
-            DateTime(timezone=True),
-            nullable=nullable,
-            server_default=None if nullable else text("now()"),
-        ),
-    )
+from services.infrastructure.tables import table, timestamp, with_infrastructure
 
 
 class OrdersTable(SQLModel, registry=registry()):
@@ -64,12 +52,12 @@ class OrderRow(OrdersTable, table=True):
     )
     store_id: str | None = Field(default=None, max_length=64)
     address: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
-    hold_until: datetime | None = _timestamp(nullable=True)
+    hold_until: datetime | None = timestamp(nullable=True)
     idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
     request_hash: str | None = Field(default=None, max_length=64)
-    backordered_at: datetime | None = _timestamp(nullable=True)
-    created_at: datetime | None = _timestamp()
-    updated_at: datetime | None = _timestamp()
+    backordered_at: datetime | None = timestamp(nullable=True)
+    created_at: datetime | None = timestamp()
+    updated_at: datetime | None = timestamp()
 
 
 class OrderLineRow(OrdersTable, table=True):
@@ -110,12 +98,12 @@ class FulfillmentRow(OrdersTable, table=True):
     transfer: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
-    hold_until: datetime | None = _timestamp(nullable=True)
-    pickup_deadline: datetime | None = _timestamp(nullable=True)
+    hold_until: datetime | None = timestamp(nullable=True)
+    pickup_deadline: datetime | None = timestamp(nullable=True)
     carrier: str | None = Field(default=None, max_length=100)
     tracking_number: str | None = Field(default=None, max_length=100)
-    created_at: datetime | None = _timestamp()
-    updated_at: datetime | None = _timestamp()
+    created_at: datetime | None = timestamp()
+    updated_at: datetime | None = timestamp()
 
 
 class FulfillmentLineRow(OrdersTable, table=True):
@@ -145,7 +133,7 @@ class ReturnRow(OrdersTable, table=True):
     lines: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
     idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
     request_hash: str | None = Field(default=None, max_length=64)
-    created_at: datetime | None = _timestamp()
+    created_at: datetime | None = timestamp()
 
 
 class LocationRow(OrdersTable, table=True):
@@ -162,7 +150,7 @@ class LocationRow(OrdersTable, table=True):
     priority: int
     ship_capacity: int
     partner_id: str | None = Field(default=None, max_length=64, index=True)
-    changed_at: datetime | None = _timestamp()
+    changed_at: datetime | None = timestamp()
 
 
 class AvailabilityRow(OrdersTable, table=True):

@@ -17,17 +17,12 @@ from services.contracts.pricing import (
     QuoteRequest,
     QuoteTokenClaims,
 )
-from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import PROBLEM_RESPONSES, NotFound
 from services.infrastructure.quote_tokens import SigningKeys, verify_quote_token
+from services.infrastructure.service import UnitOfWorkDep
 from services.pricing import db, handlers
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
-
-
-def unit_of_work(request: Request) -> UnitOfWork:
-    uow: UnitOfWork = request.app.state.runtime.unit_of_work()
-    return uow
 
 
 def signing_keys(request: Request) -> SigningKeys:
@@ -35,7 +30,7 @@ def signing_keys(request: Request) -> SigningKeys:
     return keys
 
 
-UoW = Annotated[UnitOfWork, Depends(unit_of_work)]
+UoW = UnitOfWorkDep
 Keys = Annotated[SigningKeys, Depends(signing_keys)]
 
 

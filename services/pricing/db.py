@@ -6,24 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, CheckConstraint, Column, DateTime, Index, String, text
+from sqlalchemy import ARRAY, BigInteger, CheckConstraint, Column, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from services.infrastructure.tables import table, with_infrastructure
-
-
-def _timestamp(nullable: bool = False) -> Any:
-    return Field(
-        default=None,
-        sa_column=Column(
-            DateTime(timezone=True),
-            nullable=nullable,
-            server_default=None if nullable else text("now()"),
-        ),
-    )
+from services.infrastructure.tables import table, timestamp, with_infrastructure
 
 
 class PricingTable(SQLModel, registry=registry()):
@@ -64,10 +53,10 @@ class PriceRow(PricingTable, table=True):
     channel: str | None = Field(default=None, max_length=16)
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     priority: int = 0
-    valid_from: datetime | None = _timestamp(nullable=True)
-    valid_to: datetime | None = _timestamp(nullable=True)
+    valid_from: datetime | None = timestamp(nullable=True)
+    valid_to: datetime | None = timestamp(nullable=True)
     price_version: int = Field(sa_column=Column(BigInteger, nullable=False))
-    updated_at: datetime | None = _timestamp()
+    updated_at: datetime | None = timestamp()
 
 
 class PromotionRow(PricingTable, table=True):
@@ -84,10 +73,10 @@ class PromotionRow(PricingTable, table=True):
     exclusive: bool
     currency: str | None = Field(default=None, max_length=3)
     active: bool
-    valid_from: datetime | None = _timestamp(nullable=True)
-    valid_to: datetime | None = _timestamp(nullable=True)
+    valid_from: datetime | None = timestamp(nullable=True)
+    valid_to: datetime | None = timestamp(nullable=True)
     price_version: int = Field(sa_column=Column(BigInteger, nullable=False))
-    updated_at: datetime | None = _timestamp()
+    updated_at: datetime | None = timestamp()
 
 
 class QuoteRow(PricingTable, table=True):
@@ -102,8 +91,8 @@ class QuoteRow(PricingTable, table=True):
     price_version: int = Field(sa_column=Column(BigInteger, nullable=False))
     request: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     quote: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    created_at: datetime | None = _timestamp()
-    expires_at: datetime | None = _timestamp()
+    created_at: datetime | None = timestamp()
+    expires_at: datetime | None = timestamp()
 
 
 METADATA = with_infrastructure(PricingTable.metadata)
