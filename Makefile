@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@$(BIN)/omniroute run
 
-## test: unit, integration and end-to-end tests against a real PostgreSQL and Kafka-protocol broker
+## test: unit and integration tests against a real PostgreSQL and Kafka-protocol broker
 test: $(STAMP)
 	@$(BIN)/pytest
 
