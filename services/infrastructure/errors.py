@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,37 @@ def _validation_detail(errors: list[Any]) -> str:
     return "; ".join(parts)
 
 
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of every service is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=[PROBLEM_BASE + "invalid-request"])
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong and what to change.")
+    instance: str | None = Field(default=None, description="The path that was called.")
+
+
+def _with_problem_schema(app: FastAPI) -> None:
+    """Put `Problem` into the OpenAPI components, where PROBLEM_RESPONSES refer to it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    _with_problem_schema(app)
+
     @app.exception_handler(OmnirouteError)
     async def _omniroute_error(request: Request, exc: OmnirouteError) -> JSONResponse:
         return problem(

@@ -273,3 +273,26 @@ async def test_operations_endpoints(inventory: httpx.AsyncClient) -> None:
     spec = (await inventory.get("/openapi.json")).json()
     assert "/availability" in spec["paths"]
     assert spec["paths"]["/availability"]["get"]["description"]
+    problem = spec["paths"]["/stock-levels"]["post"]["responses"]["404"]["content"]
+    assert problem["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+    assert dangling_refs(spec) == []
+
+
+def dangling_refs(spec: dict[str, Any]) -> list[str]:
+    """Every `$ref` in an OpenAPI document that points at no component."""
+    known = {f"#/components/schemas/{name}" for name in spec["components"]["schemas"]}
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref not in known:
+                found.append(ref)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    return found

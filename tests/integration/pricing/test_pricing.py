@@ -10,7 +10,7 @@ import pytest
 
 from services.infrastructure.quote_tokens import SigningKeys, verify_quote_token
 from tests.integration.conftest import SIGNING_KEYS
-from tests.integration.inventory.test_api import assert_problem
+from tests.integration.inventory.test_api import assert_problem, dangling_refs
 from tests.support.kafka import TopicWatcher, of_type
 
 pytestmark = pytest.mark.integration
@@ -256,3 +256,9 @@ async def test_bad_input_is_refused_with_a_reason(
     tampered = await pricing.post("/quote-tokens/verify", json={"quote_token": "a.b.c"})
     body = assert_problem(tampered, 422)
     assert body["type"].endswith("/invalid-quote-token")
+
+
+async def test_the_openapi_document_is_whole(pricing: httpx.AsyncClient) -> None:
+    spec = (await pricing.get("/openapi.json")).json()
+    assert dangling_refs(spec) == []
+    assert {"/quotes", "/prices", "/promotions"} <= set(spec["paths"])
