@@ -140,6 +140,9 @@ class Fulfillment(Contract):
     status: FulfillmentStatus
     lines: tuple[StockLine, ...]
     pickup_store_id: Identifier | None = None
+    partner_id: Identifier | None = Field(
+        default=None, description="The dropship partner whose location serves it, if any."
+    )
     transfer: bool = False
     hold_until: datetime | None = None
     carrier: str | None = None

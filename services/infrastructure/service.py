@@ -40,15 +40,16 @@ HTTP_LATENCY = Histogram(
 
 @dataclass
 class Runtime:
-    """The long-lived resources of one service process."""
+    """The long-lived resources of one service process. A service without messaging (the
+    gateway: HTTP in, HTTP out) has no broker and no outbox relay."""
 
     settings: ServiceSettings
     engine: AsyncEngine
-    broker: KafkaBroker
-    relay: OutboxRelay
+    broker: KafkaBroker | None
+    relay: OutboxRelay | None
 
     @classmethod
-    def build(cls, settings: ServiceSettings) -> Runtime:
+    def build(cls, settings: ServiceSettings, *, messaging: bool = True) -> Runtime:
         configure_logging(settings.service_name, settings.log_level, settings.log_format)
         configure_tracing(settings.service_name)
         engine = create_engine(
@@ -56,6 +57,8 @@ class Runtime:
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
         )
+        if not messaging:
+            return cls(settings, engine, None, None)
         broker = create_broker(settings)
         relay = OutboxRelay(
             engine,
@@ -71,7 +74,7 @@ class Runtime:
         return UnitOfWork(
             self.engine,
             source=f"/omniroute/{self.settings.service_name}",
-            on_commit=self.relay.wake,
+            on_commit=self.relay.wake if self.relay is not None else None,
         )
 
 
@@ -152,10 +155,17 @@ def create_service_app(
     kafka_routers: Iterable[KafkaRouter] = (),
     topics: Iterable[TopicSpec] = (),
     jobs: Sequence[PeriodicJob] = (),
+    resources: Sequence[Callable[[FastAPI], contextlib.AbstractAsyncContextManager[object]]] = (),
     version: str = "0.1.0",
 ) -> FastAPI:
+    """`resources` are entered, in order, once the broker and relay run, and left before they
+    stop (HTTP clients, start-up set-up)."""
     settings = runtime.settings
+    kafka_routers = tuple(kafka_routers)
+    if kafka_routers and runtime.broker is None:
+        raise ValueError("consumers need a runtime built with messaging")
     for kafka_router in kafka_routers:
+        assert runtime.broker is not None
         runtime.broker.include_router(kafka_router)
     topics = tuple(topics)
 
@@ -167,21 +177,29 @@ def create_service_app(
                 topics,
                 replication_factor=settings.kafka_topic_replication_factor,
             )
-        await runtime.broker.start()
-        runtime.relay.start()
-        for job in jobs:
-            job.start()
-        log.info("%s started", settings.service_name)
+        if runtime.broker is not None and runtime.relay is not None:
+            await runtime.broker.start()
+            runtime.relay.start()
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                for resource in resources:
+                    await stack.enter_async_context(resource(app))
+                for job in jobs:
+                    job.start()
+                log.info("%s started", settings.service_name)
+                try:
+                    yield
+                finally:
+                    # Stop taking work first, then drain what is running, then let go of the
+                    # database.
+                    for job in jobs:
+                        await job.stop()
         finally:
-            # Stop taking work first, then drain what is running, then let go of the database.
-            for job in jobs:
-                await job.stop()
-            await runtime.broker.stop()
-            await runtime.relay.stop()
+            if runtime.broker is not None and runtime.relay is not None:
+                await runtime.broker.stop()
+                await runtime.relay.stop()
             await runtime.engine.dispose()
-            log.info("%s stopped", settings.service_name)
+        log.info("%s stopped", settings.service_name)
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     install_problem_handlers(app)
@@ -205,18 +223,21 @@ def _operations_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/readyz")
     async def readyz() -> dict[str, str]:
-        """Readiness: the database and the broker answer."""
+        """Readiness: the database answers, and the broker too where the service uses one."""
         problems = []
         try:
             async with runtime.engine.connect() as conn:
                 await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
         except Exception as exc:
             problems.append(f"database: {exc.__class__.__name__}")
-        if not await runtime.broker.ping(timeout=2):
+        if runtime.broker is not None and not await runtime.broker.ping(timeout=2):
             problems.append("broker: not reachable")
         if problems:
             raise ServiceUnavailable("not ready: " + "; ".join(problems), unavailable=problems)
-        return {"status": "ready", "database": "ok", "broker": "ok"}
+        ready = {"status": "ready", "database": "ok"}
+        if runtime.broker is not None:
+            ready["broker"] = "ok"
+        return ready
 
     @router.get("/metrics", response_class=Response)
     async def metrics() -> Response:

@@ -356,15 +356,22 @@ async def insert_fulfillment(
     )
 
 
+# A fulfillment with the partner its location belongs to, so the gateway can check a partner's
+# access from the fulfillment alone.
+_FULFILLMENT = (
+    "f.*, l.partner_id FROM fulfillments f LEFT JOIN locations l ON l.location_id = f.location_id"
+)
+
+
 async def fulfillments_of(conn: AsyncConnection, order_id: str) -> Sequence[Any]:
     query = text(
-        "SELECT * FROM fulfillments WHERE order_id = :id ORDER BY created_at, fulfillment_id"
+        f"SELECT {_FULFILLMENT} WHERE f.order_id = :id ORDER BY f.created_at, f.fulfillment_id"
     )
     return (await conn.execute(query, {"id": order_id})).all()
 
 
 async def get_fulfillment(conn: AsyncConnection, fulfillment_id: str) -> Any | None:
-    query = text("SELECT * FROM fulfillments WHERE fulfillment_id = :id")
+    query = text(f"SELECT {_FULFILLMENT} WHERE f.fulfillment_id = :id")
     return (await conn.execute(query, {"id": fulfillment_id})).first()
 
 
@@ -419,8 +426,7 @@ async def fulfillment_page(
         )
     where = " AND ".join(conditions) or "TRUE"
     query = text(
-        f"SELECT f.* FROM fulfillments f WHERE {where}"
-        " ORDER BY f.created_at, f.fulfillment_id LIMIT :limit"
+        f"SELECT {_FULFILLMENT} WHERE {where} ORDER BY f.created_at, f.fulfillment_id LIMIT :limit"
     )
     params = {
         "store": store_id,

@@ -52,6 +52,7 @@ def fulfillment_view(row: Any, lines: dict[str, int]) -> Fulfillment:
         status=FulfillmentStatus(row.status),
         lines=tuple(StockLine(sku=s, quantity=q) for s, q in sorted(lines.items())),
         pickup_store_id=row.pickup_store_id,
+        partner_id=row.partner_id,
         transfer=row.transfer,
         hold_until=row.hold_until,
         carrier=row.carrier,
