@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +23,7 @@ class OmnirouteError(Exception):
     status: int = 500
     slug: str = "internal-error"
     title: str = "Internal error"
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
@@ -44,10 +45,19 @@ class Conflict(OmnirouteError):
 
 class Unauthorized(OmnirouteError):
     status, slug, title = 401, "unauthorized", "Authentication required"
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": 'Bearer realm="omniroute"'}
 
 
 class Forbidden(OmnirouteError):
     status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class TooManyRequests(OmnirouteError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+
+class BadGateway(OmnirouteError):
+    status, slug, title = 502, "bad-gateway", "A dependency failed"
 
 
 class ServiceUnavailable(OmnirouteError):
@@ -55,7 +65,13 @@ class ServiceUnavailable(OmnirouteError):
 
 
 def problem(
-    status: int, slug: str, title: str, detail: str, instance: str | None = None, **extensions: Any
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
@@ -66,9 +82,9 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update(extensions)
-    headers = (
-        {"Retry-After": str(extensions["retry_after"])} if "retry_after" in extensions else None
-    )
+    headers = dict(headers or {})
+    if "retry_after" in extensions:
+        headers["Retry-After"] = str(extensions["retry_after"])
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -115,7 +131,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(OmnirouteError)
     async def _omniroute_error(request: Request, exc: OmnirouteError) -> JSONResponse:
         return problem(
-            exc.status, exc.slug, exc.title, exc.detail, str(request.url.path), **exc.extensions
+            exc.status,
+            exc.slug,
+            exc.title,
+            exc.detail,
+            str(request.url.path),
+            exc.headers,
+            **exc.extensions,
         )
 
     @app.exception_handler(RequestValidationError)

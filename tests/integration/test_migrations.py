@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, MetaData
 
+from services.gateway.db import METADATA as GATEWAY
 from services.infrastructure.database import create_engine
 from services.inventory.db import METADATA as INVENTORY
 from services.orders.db import METADATA as ORDERS
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize(
-    ("service", "metadata"), [("inventory", INVENTORY), ("pricing", PRICING), ("orders", ORDERS)]
+    ("service", "metadata"),
+    [("inventory", INVENTORY), ("pricing", PRICING), ("orders", ORDERS), ("gateway", GATEWAY)],
 )
 async def test_upgrading_an_empty_database_matches_the_models(
     create_service_database: Callable[[str], str], service: str, metadata: MetaData

@@ -1,0 +1,109 @@
+"""Composition of the gateway: `uvicorn services.gateway.app:app`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+from fastapi import FastAPI
+
+from services.gateway import api, handlers
+from services.gateway.downstream import Downstream
+from services.gateway.settings import GatewaySettings
+from services.infrastructure.service import PeriodicJob, Runtime, create_service_app
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+The front door of Omniroute for shop frontends, store staff and dropship partners.
+
+**Authentication**: `Authorization: Bearer <api key>`. An admin creates keys with
+`POST /v1/admin/api-keys`; a key has a role (`shop`, `store`, `partner`, `admin`) and a binding
+(a channel, a store, a partner) that every request is checked against.
+
+**Errors** are RFC 9457 `application/problem+json` with a `detail` that says what to change.
+Unknown body fields are rejected (422), malformed JSON is a 400.
+
+**Idempotency**: every `POST` that creates or changes something takes an `Idempotency-Key`
+header. The same key and body replay the first response (with `Idempotent-Replayed: true`) for
+at least 24 hours; the same key with another body is a 422; concurrent duplicates have one
+effect.
+
+**Rate limits**: a token bucket per API key, sized per role; over it, a 429 with `Retry-After`.
+
+**Lists** are paginated with `cursor` (the `next_cursor` of the previous page) and `limit`.
+
+**When a service behind the gateway is down or slow**, the answer is a 503 within a bounded
+time, naming the service in `unavailable`; only calls that are safe to repeat are retried.
+"""
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> FastAPI:
+    """`transports` replaces the network for named services (tests of failure modes)."""
+    settings = settings or GatewaySettings()
+    runtime = Runtime.build(settings, messaging=False)
+    transports = transports or {}
+
+    def downstream(name: str, url: str) -> Downstream:
+        return Downstream(
+            name,
+            url,
+            timeout=settings.downstream_timeout_seconds,
+            connect_timeout=settings.downstream_connect_timeout_seconds,
+            retries=settings.downstream_retries,
+            transport=transports.get(name),
+        )
+
+    @contextlib.asynccontextmanager
+    async def gateway(app: FastAPI) -> AsyncIterator[None]:
+        if settings.bootstrap_admin_key is not None:
+            async with runtime.unit_of_work() as uow:
+                secret = settings.bootstrap_admin_key.get_secret_value()
+                if await handlers.ensure_bootstrap_admin_key(secret, uow):
+                    log.info("bootstrap admin key created (OMNIROUTE_BOOTSTRAP_ADMIN_KEY)")
+        # A request may wait on its downstream calls (a read, then the change) before it
+        # answers; its claim on an Idempotency-Key outlives that.
+        lease = 3 * settings.downstream_timeout_seconds + 5
+        app.state.gateway = state = handlers.Gateway(
+            inventory=downstream("inventory", settings.inventory_url),
+            pricing=downstream("pricing", settings.pricing_url),
+            orders=downstream("orders", settings.orders_url),
+            authenticator=handlers.Authenticator(
+                runtime.unit_of_work, settings.api_key_cache_seconds
+            ),
+            rate_limiter=handlers.RateLimiter(settings.rate_limit_for),
+            idempotency=handlers.Idempotency(
+                runtime.unit_of_work, lease_seconds=lease, wait_seconds=lease
+            ),
+        )
+        try:
+            yield
+        finally:
+            await state.aclose()
+
+    async def purge() -> int:
+        async with runtime.unit_of_work() as uow:
+            return await handlers.purge_idempotency_records(
+                uow, settings.idempotency_retention_hours
+            )
+
+    return create_service_app(
+        runtime,
+        title="Omniroute",
+        description=DESCRIPTION,
+        routers=[api.router],
+        resources=[gateway],
+        jobs=[PeriodicJob("idempotency-purge", 600.0, purge)],
+    )
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn services.gateway.app:app` builds the app on first access, not at import.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

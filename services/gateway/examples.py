@@ -1,0 +1,459 @@
+"""Examples for the OpenAPI document, from the demo data of `make run`. A unit test validates
+each one against the model it illustrates, so they cannot drift from the contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Example = dict[str, Any]
+
+_AT = "2026-11-21T10:15:00Z"
+_EUR = "EUR"
+
+
+def _money(amount: int) -> Example:
+    return {"amount": amount, "currency": _EUR}
+
+
+def response(example: Example) -> dict[str, Any]:
+    """A route's `responses` entry showing one example answer."""
+    return {"content": {"application/json": {"example": example}}}
+
+
+def request(*examples: Example) -> dict[str, Example]:
+    """`openapi_examples` for a request body: each example has a `summary` and a `value`."""
+    return {
+        example["summary"].lower().replace(" ", "-").replace("&", "and"): example
+        for example in examples
+    }
+
+
+# Requests
+
+QUOTE_IN: Example = {
+    "summary": "Three tees and a cap",
+    "value": {
+        "currency": _EUR,
+        "lines": [{"sku": "TEE-WHT-M", "quantity": 3}, {"sku": "CAP-NAVY", "quantity": 1}],
+    },
+}
+_CUSTOMER: Example = {"id": "cust-1842", "email": "anna@example.com"}
+_TOKEN = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImRldiJ9.eyJxdW90ZV9pZCI6InF0XzEifQ.c2lnbmF0dXJl"  # noqa: S105 (an example, not a secret)
+_TEES = [{"sku": "TEE-WHT-M", "quantity": 3}]
+ORDERS_IN: tuple[Example, ...] = (
+    {
+        "summary": "Click & collect",
+        "value": {
+            "quote_token": _TOKEN,
+            "customer": _CUSTOMER,
+            "fulfillment": {"method": "pickup", "store_id": "store-ams-centraal"},
+            "lines": _TEES,
+        },
+    },
+    {
+        "summary": "Click & reserve",
+        "value": {
+            "quote_token": _TOKEN,
+            "customer": _CUSTOMER,
+            "fulfillment": {
+                "method": "reserve",
+                "store_id": "store-ams-centraal",
+                "hold_until": "2026-11-23T18:00:00Z",
+            },
+            "lines": _TEES,
+        },
+    },
+    {
+        "summary": "Delivery",
+        "value": {
+            "quote_token": _TOKEN,
+            "customer": _CUSTOMER,
+            "fulfillment": {
+                "method": "delivery",
+                "address": {
+                    "line1": "Prinsengracht 263",
+                    "postal_code": "1016 GV",
+                    "city": "Amsterdam",
+                    "country": "NL",
+                    "lat": 52.3752,
+                    "lon": 4.8840,
+                },
+            },
+            "lines": _TEES,
+        },
+    },
+)
+CANCEL_IN: Example = {
+    "summary": "Customer changed their mind",
+    "value": {"reason": "customer request"},
+}
+SHIP_IN: Example = {
+    "summary": "Handed to a carrier",
+    "value": {"carrier": "PostNL", "tracking_number": "3SABCD1234567"},
+}
+REJECT_IN: Example = {"summary": "Short pick", "value": {"reason": "short pick: 1 unit damaged"}}
+ADJUSTMENTS_IN: tuple[Example, ...] = (
+    {
+        "summary": "A delivery arrives",
+        "value": {"sku": "TEE-WHT-M", "delta": 5, "reason": "receipt"},
+    },
+    {"summary": "A till sale", "value": {"sku": "TEE-WHT-M", "delta": -1, "reason": "pos_sale"}},
+)
+RETURN_IN: Example = {
+    "summary": "One tee of a 3 for 2 back in store",
+    "value": {
+        "order_id": "ord_5f0c2a9e41d84b7aa1c3",
+        "store_id": "store-ams-centraal",
+        "lines": [{"sku": "TEE-WHT-M", "quantity": 1, "condition": "resellable"}],
+        "reason": "too small",
+    },
+}
+STOCK_FEED_IN: Example = {
+    "summary": "Tonight's stock",
+    "value": {"items": [{"sku": "TENT-2P", "on_hand": 14}], "sequence": 1042},
+}
+LOCATIONS_IN: tuple[Example, ...] = (
+    {
+        "summary": "A store",
+        "value": {
+            "location_id": "store-ams-centraal",
+            "name": "Store Amsterdam Centraal (Damrak)",
+            "type": "store",
+            "lat": 52.3738,
+            "lon": 4.8910,
+            "capabilities": ["ship", "pickup", "returns"],
+            "priority": 50,
+            "ship_capacity": 40,
+        },
+    },
+    {
+        "summary": "A dropship partner",
+        "value": {
+            "location_id": "partner-northwind-nl",
+            "name": "Northwind Outdoor (dropship)",
+            "type": "dropship",
+            "lat": 52.0907,
+            "lon": 5.1214,
+            "capabilities": ["ship"],
+            "priority": 80,
+            "ship_capacity": 500,
+            "partner_id": "partner-northwind",
+        },
+    },
+)
+STOCK_IN: Example = {
+    "summary": "Counted stock",
+    "value": {"location_id": "store-ams-centraal", "sku": "TEE-WHT-M", "on_hand": 12},
+}
+PRICES_IN: tuple[Example, ...] = (
+    {"summary": "Base price", "value": {"sku": "TEE-WHT-M", "currency": _EUR, "amount": 1999}},
+    {
+        "summary": "App only price",
+        "value": {"sku": "CAP-NAVY", "currency": _EUR, "amount": 1499, "channel": "app"},
+    },
+)
+PROMOTIONS_IN: tuple[Example, ...] = (
+    {
+        "summary": "3 for 2",
+        "value": {
+            "promotion_id": "tees-3-for-2",
+            "name": "Tees: 3 for 2",
+            "kind": "buy_n_pay_m",
+            "skus": ["TEE-WHT-M", "TEE-WHT-L"],
+            "params": {"buy": 3, "pay": 2},
+        },
+    },
+    {
+        "summary": "Tiered",
+        "value": {
+            "promotion_id": "socks-volume",
+            "name": "Socks: 10% off from 3, 20% off from 6",
+            "kind": "tiered",
+            "skus": ["SOCKS-3PK"],
+            "params": {
+                "tiers": [{"min_quantity": 3, "percent": 10}, {"min_quantity": 6, "percent": 20}]
+            },
+        },
+    },
+)
+API_KEYS_IN: tuple[Example, ...] = (
+    {"summary": "Web shop", "value": {"role": "shop", "name": "web shop", "channel": "web"}},
+    {
+        "summary": "Store staff",
+        "value": {"role": "store", "name": "Amsterdam tills", "store_id": "store-ams-centraal"},
+    },
+    {
+        "summary": "Partner",
+        "value": {"role": "partner", "name": "Northwind", "partner_id": "partner-northwind"},
+    },
+)
+
+# Responses
+
+AVAILABILITY: Example = {
+    "items": [
+        {
+            "sku": "TEE-WHT-M",
+            "total_available": 19,
+            "locations": [
+                {
+                    "location_id": "store-ams-centraal",
+                    "name": "Store Amsterdam Centraal (Damrak)",
+                    "type": "store",
+                    "available": 7,
+                    "on_hand": 8,
+                    "reserved": 0,
+                    "distance_km": 0.6,
+                },
+                {
+                    "location_id": "wh-tilburg",
+                    "name": "Warehouse Tilburg (web)",
+                    "type": "warehouse",
+                    "available": 12,
+                    "on_hand": 15,
+                    "reserved": 1,
+                    "distance_km": 96.4,
+                },
+            ],
+        }
+    ]
+}
+QUOTE: Example = {
+    "quote_id": "qt_1b9e0d6c2f7a4c1e8d3b",
+    "channel": "web",
+    "currency": _EUR,
+    "lines": [
+        {
+            "sku": "TEE-WHT-M",
+            "quantity": 3,
+            "unit_price": _money(1999),
+            "discount": _money(1999),
+            "total": _money(3998),
+            "unit_net_prices": [1333, 1333, 1332],
+            "promotions": ["tees-3-for-2"],
+        },
+        {
+            "sku": "CAP-NAVY",
+            "quantity": 1,
+            "unit_price": _money(1999),
+            "discount": _money(0),
+            "total": _money(1999),
+            "unit_net_prices": [1999],
+            "promotions": [],
+        },
+    ],
+    "subtotal": _money(7996),
+    "discount_total": _money(1999),
+    "total": _money(5997),
+    "promotions": [
+        {
+            "promotion_id": "tees-3-for-2",
+            "name": "Tees: 3 for 2",
+            "kind": "buy_n_pay_m",
+            "discount": _money(1999),
+            "skus": ["TEE-WHT-M"],
+        }
+    ],
+    "channel_rules": [],
+    "price_version": 42,
+    "created_at": _AT,
+    "expires_at": "2026-11-21T10:45:00Z",
+    "quote_token": _TOKEN,
+}
+ORDER_ACCEPTED: Example = {"order_id": "ord_5f0c2a9e41d84b7aa1c3", "status": "pending"}
+FULFILLMENT: Example = {
+    "fulfillment_id": "ful_8c1d2e3f4a5b6c7d8e9f",
+    "order_id": "ord_5f0c2a9e41d84b7aa1c3",
+    "location_id": "store-ams-centraal",
+    "location_type": "store",
+    "method": "pickup",
+    "status": "ready_for_pickup",
+    "lines": [{"sku": "TEE-WHT-M", "quantity": 3}],
+    "pickup_store_id": "store-ams-centraal",
+    "partner_id": None,
+    "transfer": False,
+    "hold_until": None,
+    "carrier": None,
+    "tracking_number": None,
+    "status_reason": None,
+    "created_at": _AT,
+    "updated_at": "2026-11-21T10:40:00Z",
+}
+FULFILLMENT_PICKED_UP: Example = {**FULFILLMENT, "status": "picked_up"}
+FULFILLMENT_SHIPPED: Example = {
+    **FULFILLMENT,
+    "method": "delivery",
+    "status": "shipped",
+    "pickup_store_id": None,
+    "carrier": "PostNL",
+    "tracking_number": "3SABCD1234567",
+}
+FULFILLMENT_REJECTED: Example = {**FULFILLMENT, "status": "rejected", "status_reason": "short pick"}
+FULFILLMENT_ACCEPTED: Example = {
+    **FULFILLMENT,
+    "location_id": "partner-northwind-nl",
+    "location_type": "dropship",
+    "method": "delivery",
+    "status": "accepted",
+    "pickup_store_id": None,
+    "partner_id": "partner-northwind",
+}
+FULFILLMENT_PAGE: Example = {"items": [FULFILLMENT], "next_cursor": None}
+ORDER: Example = {
+    "order_id": "ord_5f0c2a9e41d84b7aa1c3",
+    "status": "confirmed",
+    "status_reason": None,
+    "channel": "web",
+    "customer": _CUSTOMER,
+    "quote_id": "qt_1b9e0d6c2f7a4c1e8d3b",
+    "method": "pickup",
+    "lines": [
+        {
+            "sku": "TEE-WHT-M",
+            "quantity": 3,
+            "unit_price": _money(1999),
+            "unit_net_prices": [1333, 1333, 1332],
+            "total": _money(3998),
+            "returned_quantity": 0,
+        }
+    ],
+    "fulfillments": [{**FULFILLMENT, "status": "reserved"}],
+    "totals": {
+        "subtotal": _money(5997),
+        "discount_total": _money(1999),
+        "total": _money(3998),
+        "refunded": _money(0),
+    },
+    "created_at": _AT,
+    "updated_at": _AT,
+}
+ORDER_CANCELLED: Example = {
+    **ORDER,
+    "status": "cancelled",
+    "status_reason": "customer request",
+    "fulfillments": [{**FULFILLMENT, "status": "cancelled"}],
+}
+ROUTING: Example = {
+    "order_id": "ord_5f0c2a9e41d84b7aa1c3",
+    "attempts": [
+        {
+            "attempt": 1,
+            "at": _AT,
+            "trigger": "order placed",
+            "lines": {"TEE-WHT-M": 3},
+            "excluded": [],
+            "candidates": [
+                {
+                    "location_id": "wh-tilburg",
+                    "type": "warehouse",
+                    "distance_km": 96.4,
+                    "score": None,
+                    "eligible": False,
+                    "covers": {"TEE-WHT-M": 0},
+                    "reasons": ["has none of TEE-WHT-M"],
+                },
+                {
+                    "location_id": "store-utrecht",
+                    "type": "store",
+                    "distance_km": 35.2,
+                    "score": 47.3,
+                    "eligible": True,
+                    "covers": {"TEE-WHT-M": 3},
+                    "reasons": ["covers every line", "store handling cost"],
+                },
+            ],
+            "rules_applied": ["single location preferred", "nearest first"],
+            "chosen": [
+                {
+                    "location_id": "store-utrecht",
+                    "location_type": "store",
+                    "method": "delivery",
+                    "lines": {"TEE-WHT-M": 3},
+                    "pickup_store_id": None,
+                    "transfer": False,
+                }
+            ],
+            "explanation": "ship-from-store: store-utrecht covers every line",
+            "rejected_reason": None,
+            "alternatives": [],
+        }
+    ],
+}
+STOCK_LEVEL: Example = {
+    "location_id": "store-ams-centraal",
+    "sku": "TEE-WHT-M",
+    "on_hand": 13,
+    "reserved": 1,
+    "safety_stock": 0,
+    "available": 12,
+    "version": 7,
+    "updated_at": _AT,
+}
+RETURN: Example = {
+    "return_id": "ret_0a1b2c3d4e5f60718293",
+    "order_id": "ord_5f0c2a9e41d84b7aa1c3",
+    "store_id": "store-ams-centraal",
+    "refund": _money(1332),
+    "lines": [
+        {"sku": "TEE-WHT-M", "quantity": 1, "condition": "resellable", "refund": _money(1332)}
+    ],
+    "reason": "too small",
+    "created_at": _AT,
+}
+STOCK_FEED_RESULT: Example = {
+    "applied": True,
+    "sequence": 1042,
+    "last_sequence": 1041,
+    "levels": [
+        {
+            "location_id": "partner-northwind-nl",
+            "sku": "TENT-2P",
+            "on_hand": 14,
+            "reserved": 2,
+            "safety_stock": 0,
+            "available": 12,
+            "version": 31,
+            "updated_at": _AT,
+        }
+    ],
+    "shortfalls": [],
+}
+LOCATION: Example = {
+    **LOCATIONS_IN[0]["value"],
+    "partner_id": None,
+    "created_at": _AT,
+    "updated_at": _AT,
+}
+PRICE: Example = {
+    **PRICES_IN[0]["value"],
+    "channel": None,
+    "valid_from": None,
+    "valid_to": None,
+    "priority": 0,
+    "price_version": 43,
+    "updated_at": _AT,
+}
+PROMOTION: Example = {
+    **PROMOTIONS_IN[0]["value"],
+    "channels": [],
+    "priority": 10,
+    "exclusive": False,
+    "currency": None,
+    "active": True,
+    "valid_from": None,
+    "valid_to": None,
+    "price_version": 44,
+    "updated_at": _AT,
+}
+API_KEY_CREATED: Example = {
+    "key_id": "key_4f2a9c0d1e8b7a63",
+    "name": "web shop",
+    "role": "shop",
+    "channel": "web",
+    "store_id": None,
+    "partner_id": None,
+    "rate_limit": None,
+    "created_at": _AT,
+    "revoked_at": None,
+    "api_key": "omr_Zx8vQ2kV3nL5pR7tY9wB1cD4fG6hJ8kM0nP2qS4uW6y",
+}
