@@ -15,7 +15,7 @@ def _money(amount: int) -> Example:
     return {"amount": amount, "currency": _EUR}
 
 
-def response(example: Example) -> dict[str, Any]:
+def response(example: Any) -> dict[str, Any]:
     """A route's `responses` entry showing one example answer."""
     return {"content": {"application/json": {"example": example}}}
 
@@ -393,9 +393,9 @@ RETURN: Example = {
     "return_id": "ret_0a1b2c3d4e5f60718293",
     "order_id": "ord_5f0c2a9e41d84b7aa1c3",
     "store_id": "store-ams-centraal",
-    "refund": _money(1332),
+    "refund": _money(1333),
     "lines": [
-        {"sku": "TEE-WHT-M", "quantity": 1, "condition": "resellable", "refund": _money(1332)}
+        {"sku": "TEE-WHT-M", "quantity": 1, "condition": "resellable", "refund": _money(1333)}
     ],
     "reason": "too small",
     "created_at": _AT,
@@ -457,3 +457,12 @@ API_KEY_CREATED: Example = {
     "revoked_at": None,
     "api_key": "omr_Zx8vQ2kV3nL5pR7tY9wB1cD4fG6hJ8kM0nP2qS4uW6y",
 }
+ROUTING_SITES: list[Example] = [
+    {
+        "location_id": "store-ams-centraal",
+        "type": "store",
+        "capabilities": ["ship", "pickup", "returns"],
+        "available": {"TEE-WHT-M": 7},
+        "ship_capacity_left": 38,
+    }
+]

@@ -4,8 +4,11 @@
     omniroute migrate   start PostgreSQL, create the databases, migrate them, stop
     omniroute reset --yes   delete the data directory
 
-Settings (environment): OMNIROUTE_DATA_DIR (default ./.omniroute), OMNIROUTE_KAFKA_PORT (9092) and
-one port variable per service (OMNIROUTE_INVENTORY_PORT, ...).
+Settings (environment): OMNIROUTE_DATA_DIR (default ./.omniroute), OMNIROUTE_KAFKA_PORT (9092),
+one port variable per service (OMNIROUTE_GATEWAY_PORT, OMNIROUTE_INVENTORY_PORT, ...),
+OMNIROUTE_BOOTSTRAP_ADMIN_KEY (an admin API key with exactly this value), and
+OMNIROUTE_KAFKA_BOOTSTRAP_SERVERS or KAFKA_BOOTSTRAP_SERVERS (use that Kafka instead of starting
+the embedded broker).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import secrets
@@ -92,9 +96,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
 KAFKA_PORT_ENV = "OMNIROUTE_KAFKA_PORT"
 DATA_DIR_ENV = "OMNIROUTE_DATA_DIR"
 BOOTSTRAP_ADMIN_KEY_ENV = "OMNIROUTE_BOOTSTRAP_ADMIN_KEY"
+EXTERNAL_KAFKA_ENVS = ("OMNIROUTE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS")
 
 # What `reset` may delete: only a directory made of these is recognisably ours.
-_DATA_DIR_ENTRIES = frozenset({"postgres", "logs", "admin-key"})
+_DATA_DIR_ENTRIES = frozenset(
+    {"postgres", "logs", "admin-key", "quote-signing-keys", "demo-keys.json"}
+)
 
 
 class LaunchError(Exception):
@@ -233,12 +240,18 @@ def start_kafka(port: int, log_path: Path) -> EmbeddedKafka:
     return kafka
 
 
-def create_topics(kafka: EmbeddedKafka) -> None:
+def external_kafka() -> str | None:
+    """Bootstrap servers of a Kafka to use instead of starting the embedded broker (an Apache
+    Kafka of your own, or the one the test harness starts)."""
+    return next((os.environ[name] for name in EXTERNAL_KAFKA_ENVS if os.environ.get(name)), None)
+
+
+def create_topics(bootstrap_servers: str) -> None:
     from services.contracts.topics import ALL_TOPICS
     from services.infrastructure.broker import ensure_topics
 
     started = time.monotonic()
-    created = asyncio.run(ensure_topics(kafka.bootstrap_servers, ALL_TOPICS))
+    created = asyncio.run(ensure_topics(bootstrap_servers, ALL_TOPICS))
     _done(f"Kafka topics: {len(ALL_TOPICS)} ({len(created)} created)", started)
 
 
@@ -256,9 +269,9 @@ class ServiceProcess:
         _print_tail(self.spec.name, self.log_path, self.log_offset)
 
 
-def _check_ports_free(services: Sequence[ServiceSpec], kafka_port: int) -> None:
+def _check_ports_free(services: Sequence[ServiceSpec], kafka_port: int | None) -> None:
     """Fail before starting anything, rather than after PostgreSQL is already up."""
-    wanted = [("Kafka", kafka_port, KAFKA_PORT_ENV)]
+    wanted = [("Kafka", kafka_port, KAFKA_PORT_ENV)] if kafka_port is not None else []
     wanted += [(spec.name, spec.port(), spec.port_env) for spec in services]
     seen: dict[int, str] = {}
     for name, port, env in wanted:
@@ -276,7 +289,7 @@ def _service_env(
     spec: ServiceSpec,
     services: Sequence[ServiceSpec],
     postgres: EmbeddedPostgres,
-    kafka: EmbeddedKafka,
+    kafka_bootstrap_servers: str,
     admin_key: str | None,
 ) -> dict[str, str]:
     env = dict(os.environ)
@@ -284,7 +297,7 @@ def _service_env(
         OMNIROUTE_SERVICE_NAME=spec.name,
         OMNIROUTE_HOST=HOST,
         OMNIROUTE_PORT=str(spec.port()),
-        OMNIROUTE_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+        OMNIROUTE_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap_servers,
         OMNIROUTE_LOG_FORMAT="json",
         PYTHONUNBUFFERED="1",  # so a crash's last lines are in the log
     )
@@ -465,7 +478,7 @@ def quote_signing_keys(directory: Path) -> str:
     return path.read_text().strip()
 
 
-# Demo API keys: the gateway's, once it exists.
+# Demo API keys
 
 
 def admin_key_for(directory: Path) -> str:
@@ -490,38 +503,31 @@ DEMO_KEY_ROLES: tuple[dict[str, str], ...] = (
 )
 
 
-def print_demo_keys(services: Sequence[ServiceSpec], admin_key: str | None) -> None:
-    """One API key per role, through the gateway's admin API (DESIGN.md §4). Nothing to print
-    until the gateway exists: the services behind it take no keys.
-
-    Not yet exercised against a running gateway (it is not built yet): check this when it is.
-    """
-    gateway = next((spec for spec in services if spec.name == "gateway"), None)
-    if gateway is None or admin_key is None:
-        return
-    _say("API keys (Authorization: Bearer <key>):")
-    _say(f"  admin    {admin_key}")
+def demo_keys(gateway: ServiceSpec, admin_key: str, directory: Path) -> dict[str, str]:
+    """One API key per role (role -> key), created once through the gateway's admin API and
+    kept in the data directory, so a restart shows the same keys: they live on in the
+    gateway's database."""
+    path = directory / "demo-keys.json"
+    if path.exists():
+        kept: dict[str, str] = json.loads(path.read_text())
+        return kept
+    keys = {"admin": admin_key}
     headers = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=gateway.url(), headers=headers, timeout=10.0) as client:
         for body in DEMO_KEY_ROLES:
-            response = client.post("/v1/admin/api-keys", json=body)
-            if response.status_code != 201:
-                _say(f"  {body['role']:<8} (could not create: HTTP {response.status_code})")
-                continue
-            binding = body.get("channel") or body.get("store_id") or body.get("partner_id")
-            _say(f"  {body['role']:<8} {response.json()['api_key']}   ({binding})")
-    _say()
-
-
-# Banner
+            response = _check(client.post("/v1/admin/api-keys", json=body), "creating demo keys")
+            keys[body["role"]] = response.json()["api_key"]
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(keys, indent=2) + "\n")
+    return keys
 
 
 def print_banner(
     services: Sequence[ServiceSpec],
     postgres: EmbeddedPostgres,
-    kafka: EmbeddedKafka,
+    kafka_bootstrap_servers: str,
     directory: Path,
-    admin_key: str | None,
+    keys: dict[str, str],
 ) -> None:
     _say()
     _say("Omniroute is running.")
@@ -530,43 +536,36 @@ def print_banner(
     for spec in services:
         base = spec.url()
         _say(f"  {spec.name:<{width}}  {base}   docs {base}/docs   {base}/openapi.json")
-    _say(f"  {'kafka':<{width}}  {kafka.bootstrap_servers}   (bootstrap servers)")
+    _say(f"  {'kafka':<{width}}  {kafka_bootstrap_servers}   (bootstrap servers)")
     for spec in services:
         if spec.database is not None:
             _say(f"  {'postgres':<{width}}  {postgres.url(spec.database)}")
     _say(f"  {'data':<{width}}  {directory}")
     _say(f"  {'logs':<{width}}  {directory / 'logs'}   (one file per process)")
     _say()
-    print_demo_keys(services, admin_key)
-    inventory = next((spec for spec in services if spec.name == "inventory"), None)
-    if inventory is not None:
-        base = inventory.url()
-        _say("What to try first:")
-        _say("  # where is a white tee, size M, within 100 km of Amsterdam?")
-        _say(f"  curl '{base}/availability?sku=TEE-WHT-M&near=52.37,4.90&radius_km=100'")
-        _say("  # every location: warehouses, stores, the dropship partner")
-        _say(f"  curl '{base}/locations'")
-        _say("  # a delivery of 5 tees arrives at the Amsterdam store")
-        _say(
-            f"  curl -X POST '{base}/locations/store-ams-centraal/stock-adjustments' "
-            "-H 'content-type: application/json' "
-            """-d '{"sku": "TEE-WHT-M", "delta": 5, "reason": "receipt"}'"""
-        )
-        _say()
-    pricing = next((spec for spec in services if spec.name == "pricing"), None)
-    if pricing is not None:
-        _say(
-            "  # three tees (3 for 2) and a cap, quoted for the app: one price engine, every channel"
-        )
-        _say(
-            f"  curl -X POST '{pricing.url()}/quotes' -H 'content-type: application/json' "
-            """-d '{"channel": "app", "currency": "EUR", "lines": """
-            """[{"sku": "TEE-WHT-M", "quantity": 3}, {"sku": "CAP-NAVY", "quantity": 1}]}'"""
-        )
-        _say()
-    if any(spec.name == "orders" for spec in services):
-        _say("  # then order it for click & collect: the README's 'Try it' has the two commands")
-        _say()
+    gateway = next((spec for spec in services if spec.name == "gateway"), None)
+    if gateway is None or not keys:
+        _say("Press Ctrl-C to stop.")
+        return
+    _say("API keys (Authorization: Bearer <key>), kept in " + str(directory / "demo-keys.json"))
+    bindings = {body["role"]: next(v for k, v in body.items() if k not in ("role", "name"))
+                for body in DEMO_KEY_ROLES}  # fmt: skip
+    for role, key in keys.items():
+        binding = f"   ({bindings[role]})" if role in bindings else ""
+        _say(f"  {role:<8} {key}{binding}")
+    _say()
+    base = gateway.url()
+    shop = f"-H 'Authorization: Bearer {keys.get('shop', '<shop key>')}'"
+    _say("What to try first (the README's 'Try it' goes on to a collected order and a return):")
+    _say("  # where is a white tee, size M, within 100 km of Amsterdam?")
+    _say(f"  curl {shop} '{base}/v1/availability?sku=TEE-WHT-M&near=52.37,4.90&radius_km=100'")
+    _say("  # three tees (3 for 2) and a cap, priced for the web shop")
+    _say(
+        f"  curl -X POST '{base}/v1/quotes' {shop} -H 'content-type: application/json' "
+        """-d '{"currency": "EUR", "lines": """
+        """[{"sku": "TEE-WHT-M", "quantity": 3}, {"sku": "CAP-NAVY", "quantity": 1}]}'"""
+    )
+    _say()
     _say("Press Ctrl-C to stop.")
 
 
@@ -601,7 +600,8 @@ def command_run(stops: Stops) -> int:
     services = present_services()
     if not services:
         raise LaunchError("no service is built yet (none of the SERVICES modules exists)")
-    kafka_port = _port_from_env(KAFKA_PORT_ENV, 9092)
+    external = external_kafka()
+    kafka_port = None if external else _port_from_env(KAFKA_PORT_ENV, 9092)
     _check_ports_free(services, kafka_port)
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -613,14 +613,20 @@ def command_run(stops: Stops) -> int:
     postgres = start_postgres(directory)
     stops.append(postgres.stop)
     migrate(postgres, services)
-    kafka = start_kafka(kafka_port, logs / "kafka.log")
-    stops.append(kafka.stop)
-    create_topics(kafka)
+    if kafka_port is None:
+        assert external is not None
+        bootstrap_servers = external
+        _say(f"✓ Kafka: using {bootstrap_servers} (from the environment)")
+    else:
+        kafka = start_kafka(kafka_port, logs / "kafka.log")
+        stops.append(kafka.stop)
+        bootstrap_servers = kafka.bootstrap_servers
+    create_topics(bootstrap_servers)
 
     running: list[ServiceProcess] = []
     stops.append(lambda: stop_services(running))
     for spec in services:
-        env = _service_env(spec, services, postgres, kafka, admin_key)
+        env = _service_env(spec, services, postgres, bootstrap_servers, admin_key)
         wait_ready(start_service(spec, env, logs, running))
     inventory = next((spec for spec in services if spec.name == "inventory"), None)
     if inventory is not None:
@@ -628,7 +634,9 @@ def command_run(stops: Stops) -> int:
     pricing = next((spec for spec in services if spec.name == "pricing"), None)
     if pricing is not None:
         seed_pricing(pricing)
-    print_banner(services, postgres, kafka, directory, admin_key)
+    gateway = next((spec for spec in services if spec.name == "gateway"), None)
+    keys = demo_keys(gateway, admin_key, directory) if gateway and admin_key else {}
+    print_banner(services, postgres, bootstrap_servers, directory, keys)
     _watch(running)
     return 0  # not reached: _watch ends by raising
 

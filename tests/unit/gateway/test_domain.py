@@ -81,8 +81,10 @@ def test_the_quote_channel_is_read_from_the_token_without_its_secret() -> None:
 def test_api_keys_are_random_and_only_their_hash_is_compared() -> None:
     first_id, first = domain.new_api_key()
     second_id, second = domain.new_api_key()
-    assert first != second and first_id != second_id
-    assert first.startswith(domain.KEY_PREFIX) and len(first) > 40
+    assert first != second
+    assert first_id != second_id
+    assert first.startswith(domain.KEY_PREFIX)
+    assert len(first) > 40
     assert domain.hash_api_key(first) == domain.hash_api_key(first)
     assert domain.hash_api_key(first) != domain.hash_api_key(second)
     assert first not in domain.hash_api_key(first)

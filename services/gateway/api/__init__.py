@@ -1,0 +1,15 @@
+"""The `/v1` REST contract (DESIGN.md §4): each route authenticates, authorises, and hands the
+validated request to the service that owns it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.gateway.api import admin, partners, shopping, stores
+from services.gateway.api.common import RESPONSES
+
+ROUTERS = (shopping.router, stores.router, partners.router, admin.router)
+
+router = APIRouter(prefix="/v1", responses=RESPONSES)
+for part in ROUTERS:
+    router.include_router(part)

@@ -1,0 +1,216 @@
+"""Set-up, for admins: locations, stock, prices, promotions and API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response
+
+from services.contracts.base import Contract
+from services.contracts.gateway import ApiKey, ApiKeyCreated, ApiKeyIn, ApiKeyPage
+from services.contracts.inventory import (
+    Location,
+    LocationIn,
+    StockLevel,
+    StockLevelIn,
+)
+from services.contracts.pricing import Price, PriceIn, Promotion, PromotionIn
+from services.gateway import domain, examples, handlers
+from services.gateway.api.common import (
+    ADMIN,
+    Caller,
+    Cursor,
+    Gateway,
+    IdempotencyKey,
+    Limit,
+    allow,
+    once,
+    payload,
+    respond,
+)
+from services.gateway.domain import Principal
+from services.gateway.downstream import Downstream, Reply
+from services.infrastructure.service import UnitOfWorkDep
+
+router = APIRouter()
+
+
+# Admin: set-up
+
+
+async def _admin_upsert(
+    request: Request,
+    gateway: handlers.Gateway,
+    principal: Principal,
+    idempotency_key: str | None,
+    service: Downstream,
+    path: str,
+    body: Contract,
+    what: str,
+) -> Response:
+    allow(principal, frozenset({ADMIN}), what)
+    data = payload(body)
+
+    async def upsert(_: str) -> Reply:
+        # Absolute sets: doing one twice leaves the same state, so a retry is safe.
+        return await service.call("POST", path, json=data, safe_to_retry=True)
+
+    return await once(request, gateway, principal, idempotency_key, data, upsert)
+
+
+@router.post(
+    "/admin/locations",
+    tags=["admin"],
+    response_model=Location,
+    responses={200: examples.response(examples.LOCATION)},
+)
+async def admin_location(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    body: Annotated[LocationIn, Body(openapi_examples=examples.request(*examples.LOCATIONS_IN))],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Create or update a location (warehouse, store or dropship partner) by its own id."""
+    return await _admin_upsert(
+        request, gateway, principal, idempotency_key, gateway.inventory, "/locations", body,
+        "set up locations",
+    )  # fmt: skip
+
+
+@router.post(
+    "/admin/stock",
+    tags=["admin"],
+    response_model=StockLevel,
+    responses={200: examples.response(examples.STOCK_LEVEL)},
+)
+async def admin_stock(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    body: Annotated[StockLevelIn, Body(openapi_examples=examples.request(examples.STOCK_IN))],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Set an absolute stock level (never below what is reserved)."""
+    return await _admin_upsert(
+        request, gateway, principal, idempotency_key, gateway.inventory, "/stock-levels", body,
+        "set stock levels",
+    )  # fmt: skip
+
+
+@router.post(
+    "/admin/prices",
+    tags=["admin"],
+    response_model=Price,
+    responses={200: examples.response(examples.PRICE)},
+)
+async def admin_price(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    body: Annotated[PriceIn, Body(openapi_examples=examples.request(*examples.PRICES_IN))],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """A base price, or one for a single channel; with an optional validity window."""
+    return await _admin_upsert(
+        request, gateway, principal, idempotency_key, gateway.pricing, "/prices", body,
+        "set prices",
+    )  # fmt: skip
+
+
+@router.post(
+    "/admin/promotions",
+    tags=["admin"],
+    response_model=Promotion,
+    responses={200: examples.response(examples.PROMOTION)},
+)
+async def admin_promotion(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    body: Annotated[PromotionIn, Body(openapi_examples=examples.request(*examples.PROMOTIONS_IN))],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Create or update a promotion: `percent_off {percent}`, `amount_off {amount}`,
+    `buy_n_pay_m {buy, pay}` ("3 for 2" is buy 3 pay 2), `tiered {tiers[{min_quantity,
+    percent}]}`, `bundle_price {amount}`."""
+    return await _admin_upsert(
+        request, gateway, principal, idempotency_key, gateway.pricing, "/promotions", body,
+        "set promotions",
+    )  # fmt: skip
+
+
+@router.post(
+    "/admin/api-keys",
+    status_code=201,
+    tags=["admin"],
+    response_model=ApiKeyCreated,
+    responses={201: examples.response(examples.API_KEY_CREATED)},
+)
+async def create_api_key(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    uow: UnitOfWorkDep,
+    body: Annotated[ApiKeyIn, Body(openapi_examples=examples.request(*examples.API_KEYS_IN))],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """A new API key with a role and its binding. The key is in this answer only: it is
+    stored hashed, and a replay of this request shows `api_key: null`."""
+    allow(principal, frozenset({ADMIN}), "create API keys")
+    data = payload(body)
+
+    async def create(_: str) -> Reply:
+        async with uow:
+            created = await handlers.create_api_key(body, uow)
+        return Reply(201, created.model_dump_json().encode(), "application/json")
+
+    fingerprint = domain.request_fingerprint(request.method, request.url.path, data)
+    reply = await gateway.idempotency.run(
+        principal, idempotency_key, fingerprint, create, keep=handlers.without_secret
+    )
+    return respond(reply, request)
+
+
+@router.get("/admin/api-keys", tags=["admin"], response_model=ApiKeyPage)
+async def list_api_keys(
+    principal: Caller,
+    uow: UnitOfWorkDep,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    include_revoked: bool = False,
+) -> ApiKeyPage:
+    """Every API key (never its secret), by key id."""
+    allow(principal, frozenset({ADMIN}), "list API keys")
+    async with uow:
+        return await handlers.list_api_keys(cursor, limit, include_revoked, uow)
+
+
+@router.delete("/admin/api-keys/{key_id}", tags=["admin"], response_model=ApiKey)
+async def revoke_api_key(principal: Caller, uow: UnitOfWorkDep, key_id: str) -> ApiKey:
+    """Revoke a key: it stops working within seconds (the gateway's key cache time)."""
+    allow(principal, frozenset({ADMIN}), "revoke API keys")
+    async with uow:
+        return await handlers.revoke_api_key(key_id, uow)
+
+
+@router.get(
+    "/admin/routing/sites",
+    tags=["admin"],
+    response_model=list[dict[str, Any]],
+    responses={200: examples.response(examples.ROUTING_SITES)},
+)
+async def routing_sites(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    sku: Annotated[list[str], Query(min_length=1, max_length=100, examples=[["TEE-WHT-M"]])],
+) -> Response:
+    """What routing sees right now: every location as orders knows it, with its projected
+    availability of these skus and the ship capacity it has left today. Orders learns of
+    locations and stock through events, so a change shows here moments after it is made."""
+    allow(principal, frozenset({ADMIN}), "look at routing's view of the network")
+    reply = await gateway.orders.call(
+        "GET", "/routing/sites", params={"sku": sku}, safe_to_retry=True
+    )
+    return respond(reply, request)

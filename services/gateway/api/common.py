@@ -1,0 +1,149 @@
+"""What every route of the gateway shares: authentication, the error responses it documents,
+authorisation helpers, passing answers on, and running a change at most once.
+
+Answers of the services behind are passed on unchanged (their problem responses too, with
+`instance` set to the gateway's path), so the gateway never re-shapes the services' contract."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.contracts.base import Contract
+from services.contracts.gateway import Role
+from services.gateway import domain, handlers
+from services.gateway.domain import Principal
+from services.gateway.downstream import Reply
+from services.infrastructure.errors import PROBLEM_JSON, PROBLEM_RESPONSES, Forbidden
+
+SHOP, STORE, PARTNER, ADMIN = Role.SHOP, Role.STORE, Role.PARTNER, Role.ADMIN
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PROBLEM_RESPONSES,
+    401: _problem("No API key, or one that is unknown or revoked"),
+    403: _problem("The key's role or binding does not allow this"),
+    429: _problem("Over the key's rate limit; `Retry-After` says when to try again"),
+    503: _problem("A service behind the gateway is unavailable; `unavailable` names it"),
+}
+
+bearer = HTTPBearer(
+    auto_error=False, description="An API key, created by an admin: `Bearer <api key>`."
+)
+
+
+def gateway_of(request: Request) -> handlers.Gateway:
+    found: handlers.Gateway = request.app.state.gateway
+    return found
+
+
+async def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    gateway = gateway_of(request)
+    principal = await gateway.authenticator.authenticate(
+        credentials.credentials if credentials else None
+    )
+    gateway.rate_limiter.check(principal)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(authenticated)]
+Gateway = Annotated[handlers.Gateway, Depends(gateway_of)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Repeat the request safely: the same key and body get the first response "
+        "again (kept 24 h); the same key with another body is a 422.",
+        examples=["9b2e7c1e-checkout-42"],
+    ),
+]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page.")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+def allow(principal: Principal, roles: frozenset[Role], action: str) -> None:
+    if (reason := domain.role_denial(principal, roles, action)) is not None:
+        raise Forbidden(reason)
+
+
+def deny_if(reason: str | None) -> None:
+    if reason is not None:
+        raise Forbidden(reason)
+
+
+def respond(reply: Reply, request: Request) -> Response:
+    body = reply.body
+    if reply.content_type.startswith(PROBLEM_JSON):
+        problem = reply.json()
+        problem["instance"] = request.url.path
+        body = json.dumps(problem).encode()
+    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+    return Response(body, reply.status, headers=headers, media_type=reply.content_type)
+
+
+def payload(body: Contract) -> Any:
+    return body.model_dump(mode="json", exclude_unset=True)
+
+
+async def once(
+    request: Request,
+    gateway: handlers.Gateway,
+    principal: Principal,
+    idempotency_key: str | None,
+    body: Any,
+    action: handlers.Action,
+) -> Response:
+    """Run a creating or changing request at most once per Idempotency-Key."""
+    fingerprint = domain.request_fingerprint(request.method, request.url.path, body)
+    reply = await gateway.idempotency.run(principal, idempotency_key, fingerprint, action)
+    return respond(reply, request)
+
+
+def query(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+async def own_fulfillment(
+    gateway: handlers.Gateway, principal: Principal, fulfillment_id: str
+) -> Reply:
+    reply = await gateway.orders.call("GET", f"/fulfillments/{fulfillment_id}", safe_to_retry=True)
+    if reply.ok:
+        deny_if(domain.fulfillment_denial(principal, reply.json()))
+    return reply
+
+
+async def fulfillment_step(
+    request: Request,
+    gateway: handlers.Gateway,
+    principal: Principal,
+    idempotency_key: str | None,
+    fulfillment_id: str,
+    step: str,
+    body: Contract | None = None,
+) -> Response:
+    found = await own_fulfillment(gateway, principal, fulfillment_id)
+    if not found.ok:
+        return respond(found, request)
+    data = payload(body) if body is not None else None
+
+    async def take_step(_: str) -> Reply:
+        return await gateway.orders.call(
+            "POST", f"/fulfillments/{fulfillment_id}/{step}", json=data
+        )
+
+    return await once(request, gateway, principal, idempotency_key, data, take_step)

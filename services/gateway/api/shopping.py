@@ -1,0 +1,212 @@
+"""Shopping: availability, quotes and orders, for shop frontends and store tills."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, Response
+
+from services.contracts.gateway import QuoteIn
+from services.contracts.inventory import (
+    AvailabilityResponse,
+    LocationType,
+)
+from services.contracts.orders import (
+    CancelIn,
+    Order,
+    OrderAccepted,
+    PlaceOrder,
+    RoutingDecision,
+)
+from services.contracts.pricing import Quote
+from services.gateway import domain, examples, handlers
+from services.gateway.api.common import (
+    ADMIN,
+    PARTNER,
+    SHOP,
+    STORE,
+    Caller,
+    Gateway,
+    IdempotencyKey,
+    allow,
+    deny_if,
+    once,
+    payload,
+    query,
+    respond,
+)
+from services.gateway.domain import Principal
+from services.gateway.downstream import Reply
+from services.infrastructure.errors import Forbidden
+
+router = APIRouter()
+
+
+# Stock and prices
+
+
+@router.get(
+    "/availability",
+    tags=["stock"],
+    response_model=AvailabilityResponse,
+    responses={200: examples.response(examples.AVAILABILITY)},
+)
+async def availability(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    sku: Annotated[list[str], Query(min_length=1, max_length=100, examples=[["TEE-WHT-M"]])],
+    near: Annotated[str | None, Query(description="LAT,LON", examples=["52.37,4.90"])] = None,
+    radius_km: Annotated[float | None, Query(gt=0, le=20_000, examples=[100])] = None,
+    location_type: LocationType | None = None,
+) -> Response:
+    """Available units per sku, per location, nearest first when `near` is given; store staff
+    see every location."""
+    allow(principal, frozenset({SHOP, STORE, ADMIN}), "look up availability")
+    wanted = query(sku=sku, near=near, radius_km=radius_km, location_type=location_type)
+    reply = await gateway.inventory.call("GET", "/availability", params=wanted, safe_to_retry=True)
+    return respond(reply, request)
+
+
+@router.post(
+    "/quotes",
+    status_code=201,
+    tags=["quotes"],
+    response_model=Quote,
+    responses={201: examples.response(examples.QUOTE)},
+)
+async def create_quote(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    body: Annotated[QuoteIn, Body(openapi_examples=examples.request(examples.QUOTE_IN))],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Price a cart in the key's channel. The same cart costs the same in every channel unless
+    a channel rule says otherwise (and `channel_rules` names it). The `quote_token` buys it."""
+    allow(principal, frozenset({SHOP, STORE, PARTNER}), "ask for quotes")
+    channel = domain.bound_channel(principal)
+    if body.channel is not None and body.channel != channel:
+        raise Forbidden(
+            f"{principal.describe()} sells in channel {channel}, not {body.channel.value}; "
+            "leave `channel` out or use a key bound to that channel"
+        )
+    quote = {**payload(body), "channel": channel}
+
+    async def price(_: str) -> Reply:
+        return await gateway.pricing.call("POST", "/quotes", json=quote)
+
+    return await once(request, gateway, principal, idempotency_key, quote, price)
+
+
+# Orders
+
+
+@router.post(
+    "/orders",
+    status_code=202,
+    tags=["orders"],
+    response_model=OrderAccepted,
+    responses={202: examples.response(examples.ORDER_ACCEPTED)},
+)
+async def place_order(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    body: Annotated[PlaceOrder, Body(openapi_examples=examples.request(*examples.ORDERS_IN))],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Order what a quote priced. Routing and the stock reservation follow within moments:
+    poll the order for `confirmed` (or `reserved` for click & reserve)."""
+    allow(principal, frozenset({SHOP, STORE}), "place orders")
+    channel = domain.bound_channel(principal)
+    quoted_for = domain.quote_channel(body.quote_token)
+    if quoted_for is not None and quoted_for != channel:
+        raise Forbidden(
+            f"the quote was made for channel {quoted_for}; {principal.describe()} orders in "
+            f"channel {channel}"
+        )
+    order = payload(body)
+
+    async def place(downstream_key: str) -> Reply:
+        return await gateway.orders.call(
+            "POST",
+            "/orders",
+            json=order,
+            headers={"Idempotency-Key": downstream_key},
+            safe_to_retry=True,
+        )
+
+    return await once(request, gateway, principal, idempotency_key, order, place)
+
+
+async def _readable_order(
+    request: Request, gateway: handlers.Gateway, principal: Principal, order_id: str
+) -> Reply:
+    reply = await gateway.orders.call("GET", f"/orders/{order_id}", safe_to_retry=True)
+    if reply.ok:
+        deny_if(domain.order_denial(principal, reply.json()["channel"]))
+    return reply
+
+
+@router.get(
+    "/orders/{order_id}",
+    tags=["orders"],
+    response_model=Order,
+    responses={200: examples.response(examples.ORDER)},
+)
+async def get_order(
+    request: Request, principal: Caller, gateway: Gateway, order_id: str
+) -> Response:
+    """The order: status, lines with their price snapshot, fulfillments and totals. Shop keys
+    see their channel's orders; store staff and admins see all."""
+    allow(principal, frozenset({SHOP, STORE, ADMIN}), "read orders")
+    return respond(await _readable_order(request, gateway, principal, order_id), request)
+
+
+@router.get(
+    "/orders/{order_id}/routing",
+    tags=["orders"],
+    response_model=RoutingDecision,
+    responses={200: examples.response(examples.ROUTING)},
+)
+async def get_routing(
+    request: Request, principal: Caller, gateway: Gateway, order_id: str
+) -> Response:
+    """Why the order went where it went: every candidate with its score and reasons, the rules
+    applied, the chosen plan, and each re-route."""
+    allow(principal, frozenset({STORE, ADMIN}), "read routing decisions")
+    reply = await gateway.orders.call("GET", f"/orders/{order_id}/routing", safe_to_retry=True)
+    return respond(reply, request)
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    tags=["orders"],
+    response_model=Order,
+    responses={200: examples.response(examples.ORDER_CANCELLED)},
+)
+async def cancel_order(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    order_id: str,
+    body: Annotated[
+        CancelIn | None, Body(openapi_examples=examples.request(examples.CANCEL_IN))
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Cancel the order and release its stock; not once part of it shipped or was collected."""
+    allow(principal, frozenset({SHOP, STORE, ADMIN}), "cancel orders")
+    found = await _readable_order(request, gateway, principal, order_id)
+    if not found.ok:
+        return respond(found, request)
+    cancel = payload(body) if body else {}
+
+    async def cancel_it(_: str) -> Reply:
+        # Cancelling a cancelled order changes nothing, so a retry is harmless.
+        return await gateway.orders.call(
+            "POST", f"/orders/{order_id}/cancel", json=cancel, safe_to_retry=True
+        )
+
+    return await once(request, gateway, principal, idempotency_key, cancel, cancel_it)
