@@ -1,0 +1,190 @@
+"""The deployment files are valid and agree with the code: docker-compose.yml passes Compose's
+own validation, the kustomize manifests build, and every Kafka topic is declared with the
+partition count and config of services/contracts/topics.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.contracts import topics
+from tests.support.tools import docker_compose, kustomize
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DEPLOY = ROOT / "deploy"
+KUSTOMIZATIONS = [DEPLOY / "kubernetes" / "base", DEPLOY / "kubernetes" / "overlays" / "production"]
+
+IMAGE = "ghcr.io/omniroute/omniroute:0.1.0"
+PORTS = {"gateway": 8000, "inventory": 8001, "pricing": 8002, "orders": 8003}
+# What each service consumes: its replicas beyond the smallest partition count get no partitions.
+CONSUMES = {
+    "inventory": [topics.INVENTORY_COMMANDS],
+    "orders": [topics.INVENTORY_EVENTS, topics.INVENTORY_AVAILABILITY],
+    "pricing": [],
+    "gateway": [],
+}
+
+
+def compose_config(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    # Only what Compose needs from the environment, so a developer's own variables (a set
+    # OTEL_EXPORTER_OTLP_ENDPOINT, say) do not change what is checked.
+    clean = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    result = subprocess.run(
+        [str(docker_compose()), "--file", str(COMPOSE_FILE), *args, "config", "--format", "json"],
+        env={**clean, **(env or {})},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [str(kustomize()), "build", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+# docker-compose.yml
+
+
+def test_compose_file_is_valid_and_starts_everything_in_order() -> None:
+    services = compose_config()["services"]
+
+    assert set(services) == {"kafka", "postgres", "migrate", *PORTS}
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name, port in PORTS.items():
+        service = services[name]
+        assert service["image"] == IMAGE
+        assert service["environment"]["OMNIROUTE_SERVICE"] == name
+        assert service["environment"]["OMNIROUTE_KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+        assert f"127.0.0.1:{port}/readyz" in " ".join(service["healthcheck"]["test"])
+        conditions = {dep: spec["condition"] for dep, spec in service["depends_on"].items()}
+        assert conditions["migrate"] == "service_completed_successfully"
+        assert conditions["postgres"] == "service_healthy"
+        if name != "gateway":  # the gateway is HTTP only
+            assert conditions["kafka"] == "service_healthy"
+    assert {"inventory", "pricing", "orders"} <= set(services["gateway"]["depends_on"])
+    assert services["migrate"]["command"][-4:] == ["inventory", "pricing", "orders", "gateway"]
+
+
+def test_compose_secrets_are_passed_through_only_when_set() -> None:
+    # A variable without a value (null) is left out of the container: never an empty key.
+    unset = compose_config()["services"]
+    assert unset["gateway"]["environment"]["OMNIROUTE_BOOTSTRAP_ADMIN_KEY"] is None
+    assert unset["pricing"]["environment"]["OMNIROUTE_QUOTE_SIGNING_KEYS"] is None
+    assert unset["inventory"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] is None
+
+    keys = "new:" + "n" * 32 + ",old:" + "o" * 32
+    env = {"OMNIROUTE_QUOTE_SIGNING_KEYS": keys, "OMNIROUTE_BOOTSTRAP_ADMIN_KEY": "omr_admin"}
+    configured = compose_config(env=env)["services"]
+    assert configured["pricing"]["environment"]["OMNIROUTE_QUOTE_SIGNING_KEYS"] == keys
+    assert configured["orders"]["environment"]["OMNIROUTE_QUOTE_SIGNING_KEYS"] == keys
+    assert configured["gateway"]["environment"]["OMNIROUTE_BOOTSTRAP_ADMIN_KEY"] == "omr_admin"
+
+
+def test_compose_observability_profile_adds_collector_and_jaeger() -> None:
+    without = compose_config()["services"]
+    assert "otel-collector" not in without
+    assert "jaeger" not in without
+
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318"}
+    services = compose_config("--profile", "observability", env=env)["services"]
+    assert {"otel-collector", "jaeger"} <= set(services)
+    collector_config = ROOT / "deploy" / "compose" / "otel-collector.yaml"
+    assert any(
+        Path(volume["source"]) == collector_config
+        for volume in services["otel-collector"]["volumes"]
+    )
+    assert yaml.safe_load(collector_config.read_text())["service"]["pipelines"]["traces"]
+    for name in PORTS:
+        assert (
+            services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+            == env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        )
+
+
+# Kafka topics
+
+
+def kafka_topics(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found = [doc for doc in documents if doc.get("kind") == "KafkaTopic"]
+    by_name = {doc["spec"]["topicName"]: doc["spec"] for doc in found}
+    assert len(by_name) == len(found), "a topic is declared twice"
+    return by_name
+
+
+def assert_topics_match_the_contract(declared: dict[str, dict[str, Any]]) -> None:
+    assert set(declared) == {spec.name for spec in topics.ALL_TOPICS}
+    for spec in topics.ALL_TOPICS:
+        assert declared[spec.name]["partitions"] == spec.partitions, spec.name
+        config = {key: str(value) for key, value in declared[spec.name].get("config", {}).items()}
+        assert config.items() >= spec.config.items(), spec.name
+
+
+def test_every_kafka_topic_manifest_has_the_contract_partitions_and_config() -> None:
+    documents = [
+        doc
+        for path in sorted(DEPLOY.rglob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if isinstance(doc, dict)
+    ]
+    assert_topics_match_the_contract(kafka_topics(documents))
+
+
+# Kubernetes
+
+
+@pytest.mark.timeout(900)  # the first run builds kustomize with `go install`
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda path: path.name)
+def test_kustomize_builds_and_the_manifests_agree_with_the_code(directory: Path) -> None:
+    documents = kustomize_build(directory)
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for doc in documents:
+        by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+
+    assert_topics_match_the_contract(kafka_topics(documents))
+    kafka = next(iter(by_kind["Kafka"].values()))
+    assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
+    assert kafka["metadata"]["annotations"]["strimzi.io/node-pools"] == "enabled"
+    assert by_kind["KafkaNodePool"]
+
+    for name, port in PORTS.items():
+        pod = by_kind["Deployment"][name]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["image"] == IMAGE
+        assert container["ports"][0]["containerPort"] == port
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert "startupProbe" in container
+        assert {"requests", "limits"} <= set(container["resources"])
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert by_kind["Service"][name]["spec"]["ports"][0]["port"] == port
+
+        hpa = by_kind["HorizontalPodAutoscaler"][name]["spec"]
+        assert hpa["scaleTargetRef"]["name"] == name
+        if CONSUMES[name]:
+            partitions = min(spec.partitions for spec in CONSUMES[name])
+            assert hpa["maxReplicas"] <= partitions, name
+
+    (job,) = by_kind["Job"].values()
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:3] == ["python", "-m", "services.infrastructure.migrations"]
+    assert set(command[3:]) == set(PORTS)
