@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
-import httpx
 from fastapi import FastAPI
 
 from services.gateway import api, handlers
@@ -40,14 +39,9 @@ time, naming the service in `unavailable`; only calls that are safe to repeat ar
 """
 
 
-def create_app(
-    settings: GatewaySettings | None = None,
-    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
-) -> FastAPI:
-    """`transports` replaces the network for named services (tests of failure modes)."""
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     runtime = Runtime.build(settings, messaging=False)
-    transports = transports or {}
 
     def downstream(name: str, url: str) -> Downstream:
         return Downstream(
@@ -56,7 +50,6 @@ def create_app(
             timeout=settings.downstream_timeout_seconds,
             connect_timeout=settings.downstream_connect_timeout_seconds,
             retries=settings.downstream_retries,
-            transport=transports.get(name),
         )
 
     @contextlib.asynccontextmanager

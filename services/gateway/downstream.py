@@ -51,7 +51,6 @@ class Downstream:
         timeout: float,
         connect_timeout: float,
         retries: int,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         self.timeout = timeout
@@ -60,7 +59,6 @@ class Downstream:
             base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            transport=transport,
         )
         # Client spans, and `traceparent` on every call: one trace from the gateway onwards.
         HTTPXClientInstrumentor.instrument_client(self.client)

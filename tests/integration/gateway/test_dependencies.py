@@ -1,0 +1,202 @@
+"""When a service behind the gateway is down, slow or failing: a 503 problem naming it within the
+gateway's time bound, never a hang, and retries only for calls that cannot have a second effect.
+
+The gateway runs in-process on the session's real PostgreSQL; the services behind it are stand-ins
+served over real HTTP (or nothing at all, for a service that is down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+from services.launcher.embedded import free_port
+
+pytestmark = pytest.mark.integration
+
+ADMIN_KEY = "omr_integration_admin_key_0123456789"
+TIMEOUT = 2.0
+RETRIES = 2
+
+GatewayWith = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@dataclass
+class StandIn:
+    """A service that answers every call with `status` after `delay` seconds, and remembers the
+    calls it got."""
+
+    status: int = 503
+    delay: float = 0.0
+    calls: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    async def handle(self, request: Request) -> JSONResponse:
+        self.calls.append(
+            (request.method, request.url.path, request.headers.get("idempotency-key"))
+        )
+        await asyncio.sleep(self.delay)
+        return JSONResponse({"detail": "stand-in"}, status_code=self.status)
+
+    def app(self) -> Starlette:
+        methods = ["GET", "POST", "PUT"]
+        return Starlette(routes=[Route("/{path:path}", self.handle, methods=methods)])
+
+
+@contextlib.asynccontextmanager
+async def serving(stand_in: StandIn) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            stand_in.app(),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def gateway_with(
+    create_service_database: Callable[[str], str],
+) -> AsyncIterator[GatewayWith]:
+    database_url = create_service_database("gateway")
+
+    @contextlib.asynccontextmanager
+    async def start(**urls: str) -> AsyncIterator[httpx.AsyncClient]:
+        settings = GatewaySettings(
+            database_url=database_url,
+            bootstrap_admin_key=ADMIN_KEY,
+            downstream_timeout_seconds=TIMEOUT,
+            downstream_retries=RETRIES,
+            log_format="console",
+            **urls,
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://gateway", headers=headers
+            ) as client:
+                yield client
+
+    return start
+
+
+def nothing_listens() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def assert_unavailable(response: httpx.Response, service: str) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["retry-after"] == "1"
+    problem = response.json()
+    assert problem["unavailable"] == [service]
+    assert problem["detail"].startswith(f"{service} is unavailable")
+
+
+async def test_a_service_that_is_down_is_named_in_a_503(gateway_with: GatewayWith) -> None:
+    async with gateway_with(inventory_url=nothing_listens()) as gateway:
+        response = await gateway.get("/v1/availability", params={"sku": "TEE"})
+    assert_unavailable(response, "inventory")
+    assert "cannot connect" in response.json()["detail"]
+
+
+async def test_a_slow_service_is_given_up_on_within_the_time_bound(
+    gateway_with: GatewayWith,
+) -> None:
+    slow = StandIn(status=200, delay=30)
+    async with serving(slow) as url, gateway_with(pricing_url=url) as gateway:
+        started = time.monotonic()
+        response = await gateway.post(
+            "/v1/admin/prices", json={"sku": "TEE", "currency": "EUR", "amount": 100}
+        )
+        waited = time.monotonic() - started
+    assert_unavailable(response, "pricing")
+    assert f"no answer within {TIMEOUT:g}s" in response.json()["detail"]
+    # The stand-in would have answered after 30 s: the gateway answered long before.
+    assert waited < 10
+
+
+async def test_only_calls_that_cannot_have_a_second_effect_are_retried(
+    gateway_with: GatewayWith,
+) -> None:
+    failing = StandIn(status=503)
+    async with serving(failing) as url, gateway_with(inventory_url=url) as gateway:
+        read = await gateway.get("/v1/availability", params={"sku": "TEE"})
+        assert_unavailable(read, "inventory")
+        reads = len(failing.calls)
+        failing.calls.clear()
+
+        adjustment = await gateway.post(
+            "/v1/stores/store-1/stock-adjustments",
+            json={"sku": "TEE", "delta": 1, "reason": "receipt"},
+        )
+        assert_unavailable(adjustment, "inventory")
+    assert reads == 1 + RETRIES  # a read is safe to repeat
+    assert len(failing.calls) == 1  # a relative change is not: it might have been applied
+
+
+async def test_an_order_is_retried_under_one_idempotency_key(gateway_with: GatewayWith) -> None:
+    failing = StandIn(status=503)
+    async with serving(failing) as url, gateway_with(orders_url=url) as gateway:
+        created = await gateway.post(
+            "/v1/admin/api-keys", json={"role": "shop", "name": "web", "channel": "web"}
+        )
+        shop = {"Authorization": f"Bearer {created.json()['api_key']}"}
+        body = {
+            "quote_token": "not-a-real-token-but-long-enough",
+            "customer": {"id": "c1", "email": "c1@example.com"},
+            "fulfillment": {"method": "pickup", "store_id": "store-1"},
+            "lines": [{"sku": "TEE", "quantity": 1}],
+        }
+        first = await gateway.post(
+            "/v1/orders", json=body, headers={**shop, "Idempotency-Key": "checkout-7"}
+        )
+        assert_unavailable(first, "orders")
+        keys = {key for _, _, key in failing.calls}
+        assert len(failing.calls) == 1 + RETRIES
+        assert len(keys) == 1  # every attempt carried the same downstream key
+
+        # A failure is not a response to replay: the client's retry tries again, with the same
+        # downstream key, so orders would still see one order.
+        again = await gateway.post(
+            "/v1/orders", json=body, headers={**shop, "Idempotency-Key": "checkout-7"}
+        )
+        assert_unavailable(again, "orders")
+        assert {key for _, _, key in failing.calls} == keys
+        assert "idempotent-replayed" not in again.headers
+
+
+async def test_an_internal_error_behind_the_gateway_is_a_502_naming_the_service(
+    gateway_with: GatewayWith,
+) -> None:
+    broken = StandIn(status=500)
+    async with serving(broken) as url, gateway_with(inventory_url=url) as gateway:
+        response = await gateway.get("/v1/availability", params={"sku": "TEE"})
+    assert response.status_code == 502, response.text
+    assert response.json()["service"] == "inventory"
+    assert len(broken.calls) == 1
