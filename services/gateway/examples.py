@@ -466,3 +466,6 @@ ROUTING_SITES: list[Example] = [
         "ship_capacity_left": 38,
     }
 ]
+API_KEY: Example = {k: v for k, v in API_KEY_CREATED.items() if k != "api_key"}
+API_KEY_PAGE: Example = {"items": [API_KEY], "next_cursor": None}
+API_KEY_REVOKED: Example = {**API_KEY, "revoked_at": "2026-11-21T11:00:00Z"}

@@ -94,13 +94,15 @@ async def ensure_bootstrap_admin_key(secret: str, uow: UnitOfWork) -> bool:
     """An admin key with exactly this value (OMNIROUTE_BOOTSTRAP_ADMIN_KEY); True if created."""
     if len(secret) < 16:
         raise ValueError("OMNIROUTE_BOOTSTRAP_ADMIN_KEY must be at least 16 characters long")
+    key_hash = domain.hash_api_key(secret)
     created = await db.ensure_api_key(
         uow.connection,
         {
-            "key_id": "key_bootstrap_admin",
+            # Named after the value, so setting a new value adds a key rather than being ignored.
+            "key_id": f"key_bootstrap_{key_hash[:12]}",
             "name": "bootstrap admin (OMNIROUTE_BOOTSTRAP_ADMIN_KEY)",
             "role": Role.ADMIN.value,
-            "key_hash": domain.hash_api_key(secret),
+            "key_hash": key_hash,
         },
     )
     await uow.commit()

@@ -172,7 +172,12 @@ async def create_api_key(
     return respond(reply, request)
 
 
-@router.get("/admin/api-keys", tags=["admin"], response_model=ApiKeyPage)
+@router.get(
+    "/admin/api-keys",
+    tags=["admin"],
+    response_model=ApiKeyPage,
+    responses={200: examples.response(examples.API_KEY_PAGE)},
+)
 async def list_api_keys(
     principal: Caller,
     uow: UnitOfWorkDep,
@@ -186,7 +191,12 @@ async def list_api_keys(
         return await handlers.list_api_keys(cursor, limit, include_revoked, uow)
 
 
-@router.delete("/admin/api-keys/{key_id}", tags=["admin"], response_model=ApiKey)
+@router.delete(
+    "/admin/api-keys/{key_id}",
+    tags=["admin"],
+    response_model=ApiKey,
+    responses={200: examples.response(examples.API_KEY_REVOKED)},
+)
 async def revoke_api_key(principal: Caller, uow: UnitOfWorkDep, key_id: str) -> ApiKey:
     """Revoke a key: it stops working within seconds (the gateway's key cache time)."""
     allow(principal, frozenset({ADMIN}), "revoke API keys")
