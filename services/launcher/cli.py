@@ -553,6 +553,9 @@ def print_banner(
     for role, key in keys.items():
         binding = f"   ({bindings[role]})" if role in bindings else ""
         _say(f"  {role:<8} {key}{binding}")
+    _say("For the README's walkthrough, paste:")
+    exports = " ".join(f"{role.upper()}={key}" for role, key in keys.items())
+    _say(f"  export G={gateway.url()} {exports}")
     _say()
     base = gateway.url()
     shop = f"-H 'Authorization: Bearer {keys.get('shop', '<shop key>')}'"
