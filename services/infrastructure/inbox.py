@@ -5,12 +5,16 @@ A message that can never be applied (malformed JSON, unknown type, invalid data,
 keeps failing) is stored in `dead_letters` with the reason and acknowledged, so it never blocks its
 partition and is never silently lost. A transient failure (database or broker away) is retried
 from the same offset until it succeeds.
+
+Every message is timed, by consumer, event type and outcome
+(`omniroute_consumer_processing_seconds`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
@@ -21,8 +25,12 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from services.contracts.base import Event
 from services.contracts.envelope import Envelope
 from services.infrastructure.database import UnitOfWork
+from services.infrastructure.metrics import CONSUMER_PROCESSING, ConsumerOutcome
 
 log = logging.getLogger(__name__)
+
+# The event-type label of a message that names no type this consumer knows.
+_UNKNOWN_TYPE = "unknown"
 
 
 UoW = TypeVar("UoW", bound=UnitOfWork)
@@ -76,10 +84,13 @@ class Dispatcher(Generic[UoW]):
         deduplicate: bool = True,
         max_attempts: int = 5,
         retry_delay: float = 0.5,
+        service: str | None = None,
     ) -> None:
         """`ignored`: types this consumer knowingly does not act on (others on the topic are
         unknown, and parked). `deduplicate=False` for handlers that are idempotent by themselves
-        (a projection keeping the newest version), so they do not fill the inbox."""
+        (a projection keeping the newest version), so they do not fill the inbox. `service`
+        labels the metrics; by default the consumer name up to its first dot
+        (`inventory.commands` -> `inventory`)."""
         self.consumer = consumer
         self._routes = {
             event_type.TYPE: (event_type, handler) for event_type, handler in routes.items()
@@ -90,21 +101,70 @@ class Dispatcher(Generic[UoW]):
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._failures: dict[tuple[str, int, int], int] = {}
+        self._service = service or consumer.partition(".")[0]
+        self._timers: dict[tuple[str, ConsumerOutcome], Any] = {}
 
     async def dispatch(self, delivery: Delivery) -> None:
-        """Apply one message; raise only when it should be delivered again (transient failure)."""
-        parsed = self._parse(delivery)
-        if parsed is None:
-            return
-        if isinstance(parsed, str):
-            await self._dead_letter(delivery, parsed)
-            return
-        envelope, event, handler = parsed
+        """Apply one message; raise only when it should be delivered again (a transient failure,
+        or a handler failure short of `max_attempts`), after a pause."""
+        started = time.perf_counter()
+        event_type, outcome = _UNKNOWN_TYPE, ConsumerOutcome.RETRIED
+        retry: tuple[float, Exception] | None = None
+        try:
+            event_type, parsed = self._parse(delivery)
+            if parsed is None:
+                outcome = ConsumerOutcome.IGNORED
+            elif isinstance(parsed, str):
+                await self._dead_letter(delivery, parsed)
+                outcome = ConsumerOutcome.DEAD_LETTERED
+            else:
+                outcome, retry = await self._process(delivery, *parsed)
+        finally:
+            # Timed up to the decision, without the pause before a redelivery.
+            self._observe(event_type, outcome, time.perf_counter() - started)
+        if retry is not None:
+            delay, exc = retry
+            await asyncio.sleep(delay)
+            raise exc
+
+    def _parse(
+        self, delivery: Delivery
+    ) -> tuple[str, tuple[Envelope, Event, Handler[UoW]] | str | None]:
+        """The message's type (as a metric label: only types this consumer knows, so a stray
+        producer cannot grow the label set) and what to do: apply it, park it for the reason
+        given, or ignore it (None)."""
+        if not delivery.value:
+            return _UNKNOWN_TYPE, "empty message"
+        try:
+            envelope = Envelope.model_validate_json(delivery.value)
+        except ValidationError as exc:
+            return _UNKNOWN_TYPE, f"not a CloudEvent: {_summarise(exc)}"
+        if envelope.type in self._ignored:
+            return envelope.type, None
+        route = self._routes.get(envelope.type)
+        if route is None:
+            return (
+                _UNKNOWN_TYPE,
+                f"unknown event type {envelope.type!r} (this consumer handles {sorted(self._routes)})",
+            )
+        event_type, handler = route
+        try:
+            event = event_type.model_validate(envelope.data)
+        except ValidationError as exc:
+            return envelope.type, f"invalid {envelope.type} data: {_summarise(exc)}"
+        return envelope.type, (envelope, event, handler)
+
+    async def _process(
+        self, delivery: Delivery, envelope: Envelope, event: Event, handler: Handler[UoW]
+    ) -> tuple[ConsumerOutcome, tuple[float, Exception] | None]:
+        """The outcome, and for a retry the pause before it and the error to raise."""
         try:
             applied = await self._apply(envelope, event, handler)
         except Exception as exc:
-            await self._on_failure(delivery, envelope, exc)
-            return
+            delay = await self._on_failure(delivery, envelope, exc)
+            if delay is None:
+                return ConsumerOutcome.DEAD_LETTERED, None
+            return ConsumerOutcome.RETRIED, (delay, exc)
         self._failures.pop(delivery.position, None)
         if not applied:
             log.info(
@@ -113,25 +173,15 @@ class Dispatcher(Generic[UoW]):
                 envelope.id,
                 extra={"event_id": envelope.id},
             )
+            return ConsumerOutcome.DUPLICATE, None
+        return ConsumerOutcome.APPLIED, None
 
-    def _parse(self, delivery: Delivery) -> tuple[Envelope, Event, Handler[UoW]] | str | None:
-        if not delivery.value:
-            return "empty message"
-        try:
-            envelope = Envelope.model_validate_json(delivery.value)
-        except ValidationError as exc:
-            return f"not a CloudEvent: {_summarise(exc)}"
-        if envelope.type in self._ignored:
-            return None
-        route = self._routes.get(envelope.type)
-        if route is None:
-            return f"unknown event type {envelope.type!r} (this consumer handles {sorted(self._routes)})"
-        event_type, handler = route
-        try:
-            event = event_type.model_validate(envelope.data)
-        except ValidationError as exc:
-            return f"invalid {envelope.type} data: {_summarise(exc)}"
-        return envelope, event, handler
+    def _observe(self, event_type: str, outcome: ConsumerOutcome, seconds: float) -> None:
+        timer = self._timers.get((event_type, outcome))
+        if timer is None:
+            timer = CONSUMER_PROCESSING.labels(self._service, self.consumer, event_type, outcome)
+            self._timers[event_type, outcome] = timer
+        timer.observe(seconds)
 
     async def _apply(self, envelope: Envelope, event: Event, handler: Handler[UoW]) -> bool:
         async with self._uow_factory() as uow:
@@ -143,13 +193,15 @@ class Dispatcher(Generic[UoW]):
             await uow.commit()
             return True
 
-    async def _on_failure(self, delivery: Delivery, envelope: Envelope, exc: Exception) -> None:
+    async def _on_failure(
+        self, delivery: Delivery, envelope: Envelope, exc: Exception
+    ) -> float | None:
+        """The pause before the message is tried again, or None once it is dead-lettered."""
         if is_transient(exc):
             log.warning(
                 "transient failure on %s %s, will retry: %r", envelope.type, envelope.id, exc
             )
-            await asyncio.sleep(self._retry_delay)
-            raise exc
+            return self._retry_delay
         attempts = self._failures.get(delivery.position, 0) + 1
         self._failures[delivery.position] = attempts
         if attempts < self._max_attempts:
@@ -160,13 +212,13 @@ class Dispatcher(Generic[UoW]):
                 attempts,
                 self._max_attempts,
             )
-            await asyncio.sleep(self._retry_delay * attempts)
-            raise exc
+            return self._retry_delay * attempts
         self._failures.pop(delivery.position, None)
         reason = "".join(traceback.format_exception_only(exc)).strip()
         await self._dead_letter(
             delivery, f"handler failed {attempts} times on {envelope.type}: {reason}"
         )
+        return None
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         log.error(

@@ -8,27 +8,21 @@ same rows again on restart, with the same event ids, and consumers' inboxes drop
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
-from prometheus_client import Counter, Gauge
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.infrastructure.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
-
-OUTBOX_PUBLISHED = Counter(
-    "omniroute_outbox_published_total", "Outbox messages published to Kafka", ["service"]
-)
-OUTBOX_BACKLOG = Gauge(
-    "omniroute_outbox_backlog",
-    "Outbox messages seen unpublished at the last relay pass",
-    ["service"],
-)
 
 
 class Publisher(Protocol):
@@ -48,9 +42,18 @@ class Publisher(Protocol):
 _SELECT_BATCH = text(
     # FOR UPDATE (not SKIP LOCKED): a second relay replica waits for the first instead of
     # publishing later rows of the same key ahead of earlier ones.
-    "SELECT id, topic, message_key, payload::text AS payload, headers FROM outbox"
+    "SELECT id, topic, message_key, payload::text AS payload, headers,"
+    " extract(epoch FROM clock_timestamp() - created_at)::float8 AS age_seconds FROM outbox"
     " WHERE published_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE"
 )
+# Only when a batch comes back full (then its size no longer tells the backlog), at most once a
+# second, and capped: a huge backlog costs a bounded walk of the partial index, and the gauge
+# reads the cap.
+_COUNT_WAITING = text(
+    "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT :cap) AS waiting"
+)
+_BACKLOG_COUNT_CAP = 100_000
+_BACKLOG_COUNT_INTERVAL = 1.0
 _MARK_PUBLISHED = text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)")
 _PURGE = text(
     "DELETE FROM outbox WHERE published_at IS NOT NULL"
@@ -80,6 +83,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
+        self._last_count = 0.0
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows, so they go out without waiting a poll."""
@@ -119,14 +123,26 @@ class OutboxRelay:
         """Publish up to one batch of unpublished rows; return how many went out."""
         async with self._engine.begin() as conn:
             rows = (await conn.execute(_SELECT_BATCH, {"limit": self._batch_size})).all()
-            OUTBOX_BACKLOG.labels(self._service).set(len(rows))
+            await self._observe_backlog(conn, rows)
             if not rows:
                 return 0
             pending = [await self._send(row) for row in rows]
             await asyncio.gather(*pending)
             await conn.execute(_MARK_PUBLISHED, {"ids": [row.id for row in rows]})
-        OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
+        for topic, count in collections.Counter(row.topic for row in rows).items():
+            OUTBOX_PUBLISHED.labels(self._service, topic).inc(count)
         return len(rows)
+
+    async def _observe_backlog(self, conn: AsyncConnection, rows: Sequence[Any]) -> None:
+        OUTBOX_OLDEST_AGE.labels(self._service).set(max(rows[0].age_seconds, 0) if rows else 0)
+        if len(rows) < self._batch_size:
+            OUTBOX_BACKLOG.labels(self._service).set(len(rows))
+            return
+        now = time.monotonic()
+        if now - self._last_count >= _BACKLOG_COUNT_INTERVAL:
+            self._last_count = now
+            waiting = await conn.execute(_COUNT_WAITING, {"cap": _BACKLOG_COUNT_CAP})
+            OUTBOX_BACKLOG.labels(self._service).set(waiting.scalar_one())
 
     async def _send(self, row: Any) -> Any:
         headers: dict[str, str] = dict(row.headers or {})

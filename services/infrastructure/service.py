@@ -10,32 +10,28 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.kafka import KafkaBroker, KafkaRouter
-from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.contracts.topics import TopicSpec
+from services.infrastructure.asyncapi import asyncapi_document, asyncapi_html
 from services.infrastructure.broker import create_broker, ensure_topics
 from services.infrastructure.database import UnitOfWork, create_engine
 from services.infrastructure.errors import ServiceUnavailable, install_problem_handlers
 from services.infrastructure.logs import configure_logging
+from services.infrastructure.metrics import HTTP_REQUEST_DURATION, observe_consumer_lag
 from services.infrastructure.outbox import OutboxRelay
 from services.infrastructure.settings import ServiceSettings
 from services.infrastructure.telemetry import configure_tracing, instrument
 
 log = logging.getLogger(__name__)
-
-HTTP_LATENCY = Histogram(
-    "omniroute_http_request_duration_seconds",
-    "HTTP request latency",
-    ["service", "method", "route", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-)
 
 
 @dataclass
@@ -94,6 +90,8 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # Label children bound once per (method, route, status): `.labels()` takes a lock.
+        self._timers: dict[tuple[str, str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,9 +110,11 @@ class RequestMetrics:
             await self.app(scope, receive, record_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            HTTP_LATENCY.labels(self.service, scope["method"], route, status).observe(
-                time.perf_counter() - started
-            )
+            key = (scope["method"], route, status)
+            timer = self._timers.get(key)
+            if timer is None:
+                timer = self._timers[key] = HTTP_REQUEST_DURATION.labels(self.service, *key)
+            timer.observe(time.perf_counter() - started)
 
 
 @dataclass
@@ -241,7 +241,36 @@ def _operations_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/metrics", response_class=Response)
     async def metrics() -> Response:
-        """Prometheus metrics: HTTP latency, consumer and outbox counters."""
+        """Prometheus metrics: HTTP latency, message processing, consumer lag, the outbox, and
+        the service's own outcomes (services/infrastructure/metrics.py lists them all)."""
+        if runtime.broker is not None:
+            await observe_consumer_lag(runtime.broker, runtime.settings.service_name)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if runtime.broker is not None:
+        broker = runtime.broker
+        documents: dict[str, dict[str, object]] = {}
+
+        def asyncapi(app: FastAPI) -> dict[str, object]:
+            # Built on first use: by then every subscriber is registered, and it never changes.
+            if "document" not in documents:
+                documents["document"] = asyncapi_document(
+                    broker,
+                    service=runtime.settings.service_name,
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                )
+            return documents["document"]
+
+        @router.get("/asyncapi.json", include_in_schema=False)
+        async def asyncapi_json(request: Request) -> JSONResponse:
+            """AsyncAPI 3.0: the topics this service consumes and publishes, and their messages."""
+            return JSONResponse(asyncapi(request.app))
+
+        @router.get("/asyncapi", include_in_schema=False)
+        async def asyncapi_docs(request: Request) -> HTMLResponse:
+            """The AsyncAPI document, rendered for people."""
+            return HTMLResponse(asyncapi_html(asyncapi(request.app)))
 
     return router

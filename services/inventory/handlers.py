@@ -39,9 +39,20 @@ from services.contracts.inventory import (
 )
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import Conflict, InvalidRequest, NotFound
+from services.infrastructure.metrics import RESERVATIONS
 from services.inventory import db, domain
 
 log = logging.getLogger(__name__)
+
+# Reservation outcomes, bound once. Only real changes count: a repeated command answered as
+# before (a retry with a new message id) does not.
+_RESERVED = RESERVATIONS.labels("inventory", "reserved", "")
+_REJECTED = {
+    reason: RESERVATIONS.labels("inventory", "rejected", reason) for reason in RejectionReason
+}
+_RELEASED = RESERVATIONS.labels("inventory", "released", "")
+_COMMITTED = RESERVATIONS.labels("inventory", "committed", "")
+_EXPIRED = RESERVATIONS.labels("inventory", "expired", "")
 
 
 class _ReservationFailed(Exception):
@@ -114,6 +125,7 @@ async def reserve_stock(command: ReserveStock, uow: UnitOfWork) -> None:
 
     def reject(reason: RejectionReason, detail: str, shortages: Sequence[Shortage] = ()) -> None:
         log.info("reservation %s rejected: %s", command.reservation_id, detail)
+        _REJECTED[reason].inc()
         uow.emit(
             StockReservationRejected(
                 order_id=command.order_id,
@@ -189,6 +201,7 @@ async def reserve_stock(command: ReserveStock, uow: UnitOfWork) -> None:
     )
     for row in reserved_rows:
         _emit_level_changed(uow, row)
+    _RESERVED.inc()
     uow.emit(
         StockReserved(
             order_id=command.order_id,
@@ -257,6 +270,7 @@ async def release_stock(command: ReleaseStock, uow: UnitOfWork) -> None:
     elif reservation.status == ReservationStatus.HELD.value:
         released = await _give_back(uow, reservation, "release")
         await db.set_reservation_status(conn, command.reservation_id, ReservationStatus.RELEASED)
+        _RELEASED.inc()
         reason, location_id = command.reason, reservation.location_id
     else:
         log.warning(
@@ -315,6 +329,7 @@ async def commit_stock(command: CommitStock, uow: UnitOfWork) -> None:
             _emit_level_changed(uow, row)
         await db.record_movements(conn, movements)
         await db.set_reservation_status(conn, command.reservation_id, ReservationStatus.COMMITTED)
+        _COMMITTED.inc()
     uow.emit(
         StockCommitted(
             order_id=command.order_id,
@@ -376,6 +391,7 @@ async def expire_reservations(uow: UnitOfWork, limit: int = 200) -> int:
         )
     await uow.commit()
     if expired:
+        _EXPIRED.inc(len(expired))
         log.info("expired %d reservations", len(expired))
     return len(expired)
 

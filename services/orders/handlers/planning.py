@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from services.contracts.inventory import (
     ReleaseStock,
@@ -18,6 +18,7 @@ from services.contracts.orders import (
     OrderStatus,
 )
 from services.infrastructure.database import UnitOfWork
+from services.infrastructure.metrics import ORDERS_UNROUTABLE, ROUTING_DECISIONS
 from services.orders import db, domain, routing
 from services.orders.handlers.common import (
     F,
@@ -28,6 +29,19 @@ from services.orders.handlers.common import (
 )
 
 # Routing
+
+# What made orders route: a new order, a fulfillment that failed (rejected by inventory or the
+# location), or backordered lines retried.
+RoutingCause = Literal["placed", "reroute", "backorder"]
+
+
+def _count_decision(cause: RoutingCause, result: routing.RoutingResult, gave_up: bool) -> None:
+    planned = len(result.fulfillments)
+    if gave_up:
+        outcome = "max_attempts"
+    else:
+        outcome = "none" if planned == 0 else "single" if planned == 1 else "split"
+    ROUTING_DECISIONS.labels("orders", cause, outcome).inc()
 
 
 def site(row: dict[str, Any]) -> routing.Site:
@@ -52,6 +66,7 @@ async def route(
     policy: Policy,
     *,
     record_failure: bool = True,
+    cause: RoutingCause = "placed",
 ) -> bool:
     """Plan fulfillments for `lines`, record the decision, and reserve; False if nothing can."""
     conn = uow.connection
@@ -71,7 +86,8 @@ async def route(
     result = routing.route_order(
         request, [site(r) for r in await db.sites(conn, list(lines), day)], policy.rules
     )
-    if attempt > policy.max_attempts and result.fulfillments:
+    gave_up = attempt > policy.max_attempts and bool(result.fulfillments)
+    if gave_up:
         result = routing.RoutingResult(
             fulfillments=(),
             rejected_reason=f"gave up after {policy.max_attempts} routing attempts",
@@ -79,6 +95,7 @@ async def route(
             rules_applied=(*result.rules_applied, f"max {policy.max_attempts} attempts"),
             explanation=result.explanation,
         )
+    _count_decision(cause, result, gave_up)
     if not result.fulfillments and not record_failure:
         return False
     await db.save_attempt(
@@ -212,7 +229,7 @@ async def reroute(uow: UnitOfWork, order: Any, failed: Any, trigger: str, policy
     lines = (await db.fulfillment_lines(uow.connection, [failed.fulfillment_id]))[
         failed.fulfillment_id
     ]
-    if await route(uow, order, lines, trigger, policy):
+    if await route(uow, order, lines, trigger, policy, cause="reroute"):
         await settle(uow, order)
     else:
         attempts = await db.attempts(uow.connection, order.order_id)
@@ -224,6 +241,8 @@ async def unplanned(uow: UnitOfWork, order: Any, policy: Policy, reason: str) ->
     for deliveries, otherwise reject it and release what it holds."""
     if policy.backorder and order.method == FulfillmentMethod.DELIVERY:
         await db.set_backordered(uow.connection, order.order_id, now(), f"backordered: {reason}")
+        ORDERS_UNROUTABLE.labels("orders", "backordered").inc()
         return OrderStatus(order.status)
     await reject_order(uow, order, reason)
+    ORDERS_UNROUTABLE.labels("orders", "rejected").inc()
     return OrderStatus.REJECTED

@@ -18,6 +18,7 @@ from services.contracts.orders import (
     OrderStatus,
 )
 from services.infrastructure.database import UnitOfWork
+from services.infrastructure.metrics import ORDERS_UNROUTABLE
 from services.orders import db, domain
 from services.orders.handlers.common import (
     F,
@@ -138,8 +139,15 @@ async def retry_backorders(uow: UnitOfWork, policy: Policy, limit: int = 50) -> 
         if missing and now() - order.backordered_at > policy.backorder_max_wait:
             await db.set_backordered(uow.connection, order.order_id, None, None)
             await reject_order(uow, order, "backordered too long: no stock arrived")
+            ORDERS_UNROUTABLE.labels("orders", "backorder_expired").inc()
         elif not missing or await route(
-            uow, order, missing, "backorder: stock arrived", policy, record_failure=False
+            uow,
+            order,
+            missing,
+            "backorder: stock arrived",
+            policy,
+            record_failure=False,
+            cause="backorder",
         ):
             await db.set_backordered(uow.connection, order.order_id, None, None)
             await settle(uow, order)
