@@ -13,6 +13,8 @@ import pytest
 from fastapi import FastAPI
 
 from services.contracts import topics
+from services.gateway.app import create_app as create_gateway
+from services.gateway.settings import GatewaySettings
 from services.infrastructure.database import UnitOfWork, create_engine
 from services.inventory.app import create_app as create_inventory
 from services.inventory.settings import InventorySettings
@@ -21,6 +23,7 @@ from services.orders.settings import OrdersSettings
 from services.pricing.app import create_app as create_pricing
 from services.pricing.settings import PricingSettings
 from tests.conftest import TEST_KAFKA_SETTINGS
+from tests.support.http import listening
 from tests.support.kafka import Producer, TopicWatcher
 
 SIGNING_KEYS = (
@@ -34,11 +37,9 @@ COMMON: dict[str, Any] = {
 }
 
 
-async def serve(app: FastAPI, name: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=f"http://{name}") as client:
-            yield client
+def client_of(app: FastAPI, name: str) -> httpx.AsyncClient:
+    """A client calling a started app in-process."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
 
 
 # Inventory
@@ -68,8 +69,7 @@ async def inventory_app(inventory_settings: InventorySettings) -> AsyncIterator[
 
 @pytest.fixture(scope="session")
 async def inventory(inventory_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=inventory_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+    async with client_of(inventory_app, "inventory") as client:
         yield client
 
 
@@ -105,8 +105,15 @@ def pricing_settings(
 
 
 @pytest.fixture(scope="session")
-async def pricing(pricing_settings: PricingSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in serve(create_pricing(pricing_settings), "pricing"):
+async def pricing_app(pricing_settings: PricingSettings) -> AsyncIterator[FastAPI]:
+    app = create_pricing(pricing_settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def pricing(pricing_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_of(pricing_app, "pricing") as client:
         yield client
 
 
@@ -131,12 +138,52 @@ def orders_settings(
 
 
 @pytest.fixture(scope="session")
-async def orders(
-    orders_settings: OrdersSettings, inventory: httpx.AsyncClient
-) -> AsyncIterator[httpx.AsyncClient]:
+async def orders_app(
+    orders_settings: OrdersSettings, inventory_app: FastAPI
+) -> AsyncIterator[FastAPI]:
     # Inventory runs too: the saga needs it to answer on the broker.
-    async for client in serve(create_orders(orders_settings), "orders"):
+    app = create_orders(orders_settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def orders(orders_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_of(orders_app, "orders") as client:
         yield client
+
+
+# The gateway, in front of the services above reached over real HTTP
+
+GATEWAY_ADMIN_KEY = "omr_integration_admin_key_0123456789"
+
+
+@pytest.fixture(scope="session")
+async def gateway(
+    create_service_database: Callable[[str], str],
+    inventory_app: FastAPI,
+    pricing_app: FastAPI,
+    orders_app: FastAPI,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway, as an admin calls it."""
+    async with (
+        listening(inventory_app) as inventory_url,
+        listening(pricing_app) as pricing_url,
+        listening(orders_app) as orders_url,
+    ):
+        app = create_gateway(
+            GatewaySettings(
+                database_url=create_service_database("gateway"),
+                inventory_url=inventory_url,
+                pricing_url=pricing_url,
+                orders_url=orders_url,
+                bootstrap_admin_key=GATEWAY_ADMIN_KEY,
+                log_format="console",
+            )
+        )
+        async with app.router.lifespan_context(app), client_of(app, "gateway") as client:
+            client.headers["Authorization"] = f"Bearer {GATEWAY_ADMIN_KEY}"
+            yield client
 
 
 # Kafka, as an outside client

@@ -1,10 +1,10 @@
-"""One order, one trace: from the client's request through orders, the outbox relay, Kafka,
-inventory, and back to orders' confirmation, every hop joins the trace the client started.
+"""One order, one trace: from the client's request to the gateway, through orders, the outbox
+relay, Kafka, inventory, and back to orders' confirmation, every hop joins the trace the client
+started.
 
-The services run in this process, so their spans are collected straight from the SDK tracer
-provider they configure (`services.infrastructure.telemetry`). The client starts the trace and
-sends `traceparent`, as the gateway's HTTP client will: adding the gateway is one more entry in
-`ENTRY` (its server span, with the orders request under it) and posting to the gateway.
+The services run in this process (the gateway reaching orders over real HTTP), so their spans are
+collected straight from the SDK tracer provider they configure
+(`services.infrastructure.telemetry`).
 """
 
 from __future__ import annotations
@@ -128,9 +128,8 @@ def only(spans: list[ReadableSpan]) -> ReadableSpan | None:
     return spans[0] if len(spans) == 1 else None
 
 
-# The HTTP hops of the request, outermost first, each a server span under the one before. With
-# the gateway in front: ["POST /v1/orders", "POST /orders"], and the test posts to the gateway.
-ENTRY = ["POST /orders"]
+# The HTTP hops of the request, outermost first, each a server span under the one before.
+ENTRY = ["POST /v1/orders", "POST /orders"]
 
 
 def entry(tr: Trace, client: ReadableSpan) -> ReadableSpan | None:
@@ -161,8 +160,12 @@ def saga(tr: Trace, client: ReadableSpan, order_id: str) -> dict[str, Any] | Non
 
 
 async def test_one_trace_from_the_request_to_the_confirmation(
-    network: Network, spans: InMemorySpanExporter
+    network: Network, spans: InMemorySpanExporter, gateway: httpx.AsyncClient
 ) -> None:
+    created = await gateway.post(
+        "/v1/admin/api-keys", json={"role": "shop", "name": "traced shop", "channel": "web"}
+    )
+    assert created.status_code == 201, created.text
     sku = network.id("TRACE")
     await network.price(sku, 1000)
     await network.stock(network.warehouse, sku, 5)
@@ -172,9 +175,9 @@ async def test_one_trace_from_the_request_to_the_confirmation(
     # The client's span is not made current: the app runs in this very task, and the server
     # must find its parent in the `traceparent` header alone, as across a network.
     client = trace.get_tracer(__name__).start_span("shop places an order", kind=SpanKind.CLIENT)
-    headers: dict[str, str] = {}
+    headers = {"Authorization": f"Bearer {created.json()['api_key']}"}
     propagate.inject(headers, context=trace.set_span_in_context(client))
-    response = await network.orders.post("/orders", json=body, headers=headers)
+    response = await gateway.post("/v1/orders", json=body, headers=headers)
     client.end()
     assert response.status_code == 202, response.text
     order_id = response.json()["order_id"]
@@ -195,7 +198,12 @@ async def test_one_trace_from_the_request_to_the_confirmation(
 
     request = hops["request"].attributes
     assert (request["http.route"], request["http.status_code"]) == ("/orders", 202)
-    # Each process boundary was crossed by a header: HTTP, then Kafka twice.
+    front = whole.below(client, SpanKind.SERVER, "POST /v1/orders")
+    assert front is not None
+    assert front.parent is not None
+    assert front.parent.span_id == client.get_span_context().span_id
+    # Each process boundary was crossed by a header: HTTP twice, then Kafka twice.
+    assert front.parent.is_remote
     for hop in ("request", "reserving", "confirming"):
         assert hops[hop].parent.is_remote, hop
     assert key_of(hops["reserving"]) == order_id

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -24,6 +23,7 @@ from starlette.routing import Route
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from services.launcher.embedded import free_port
+from tests.support.http import listening
 
 pytestmark = pytest.mark.integration
 
@@ -53,28 +53,6 @@ class StandIn:
     def app(self) -> Starlette:
         methods = ["GET", "POST", "PUT"]
         return Starlette(routes=[Route("/{path:path}", self.handle, methods=methods)])
-
-
-@contextlib.asynccontextmanager
-async def serving(stand_in: StandIn) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            stand_in.app(),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            timeout_graceful_shutdown=1,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture
@@ -129,7 +107,7 @@ async def test_a_slow_service_is_given_up_on_within_the_time_bound(
     gateway_with: GatewayWith,
 ) -> None:
     slow = StandIn(status=200, delay=30)
-    async with serving(slow) as url, gateway_with(pricing_url=url) as gateway:
+    async with listening(slow.app()) as url, gateway_with(pricing_url=url) as gateway:
         started = time.monotonic()
         response = await gateway.post(
             "/v1/admin/prices", json={"sku": "TEE", "currency": "EUR", "amount": 100}
@@ -145,7 +123,7 @@ async def test_only_calls_that_cannot_have_a_second_effect_are_retried(
     gateway_with: GatewayWith,
 ) -> None:
     failing = StandIn(status=503)
-    async with serving(failing) as url, gateway_with(inventory_url=url) as gateway:
+    async with listening(failing.app()) as url, gateway_with(inventory_url=url) as gateway:
         read = await gateway.get("/v1/availability", params={"sku": "TEE"})
         assert_unavailable(read, "inventory")
         reads = len(failing.calls)
@@ -162,7 +140,7 @@ async def test_only_calls_that_cannot_have_a_second_effect_are_retried(
 
 async def test_an_order_is_retried_under_one_idempotency_key(gateway_with: GatewayWith) -> None:
     failing = StandIn(status=503)
-    async with serving(failing) as url, gateway_with(orders_url=url) as gateway:
+    async with listening(failing.app()) as url, gateway_with(orders_url=url) as gateway:
         created = await gateway.post(
             "/v1/admin/api-keys", json={"role": "shop", "name": "web", "channel": "web"}
         )
@@ -195,7 +173,7 @@ async def test_an_internal_error_behind_the_gateway_is_a_502_naming_the_service(
     gateway_with: GatewayWith,
 ) -> None:
     broken = StandIn(status=500)
-    async with serving(broken) as url, gateway_with(inventory_url=url) as gateway:
+    async with listening(broken.app()) as url, gateway_with(inventory_url=url) as gateway:
         response = await gateway.get("/v1/availability", params={"sku": "TEE"})
     assert response.status_code == 502, response.text
     assert response.json()["service"] == "inventory"

@@ -10,7 +10,7 @@ import pytest
 
 from services.orders.app import create_app
 from services.orders.settings import OrdersSettings
-from tests.integration.conftest import COMMON, serve
+from tests.integration.conftest import COMMON, client_of
 from tests.integration.orders.conftest import Network
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,8 @@ async def backordering_orders(
         backorder_retry_interval_seconds=0.3,
         **COMMON,
     )
-    async for client in serve(create_app(settings), "orders-backorder"):
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), client_of(app, "orders-backorder") as client:
         yield client
 
 
