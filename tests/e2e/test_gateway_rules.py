@@ -112,6 +112,7 @@ async def test_bad_input_gets_a_problem_with_the_right_status(retail: Retail) ->
     )
     assert "channel" in is_problem(other_channel, 403)["detail"]
 
+    assert "order_id" in is_problem(await staff.get("/v1/orders/..bad"), 422)["detail"]
     missing_order = is_problem(await staff.get("/v1/orders/ord_does_not_exist"), 404)
     assert missing_order["instance"] == "/v1/orders/ord_does_not_exist"
 

@@ -23,6 +23,7 @@ from services.gateway.api.common import (
     Gateway,
     IdempotencyKey,
     Limit,
+    PathId,
     allow,
     once,
     payload,
@@ -197,7 +198,7 @@ async def list_api_keys(
     response_model=ApiKey,
     responses={200: examples.response(examples.API_KEY_REVOKED)},
 )
-async def revoke_api_key(principal: Caller, uow: UnitOfWorkDep, key_id: str) -> ApiKey:
+async def revoke_api_key(principal: Caller, uow: UnitOfWorkDep, key_id: PathId) -> ApiKey:
     """Revoke a key: it stops working within seconds (the gateway's key cache time)."""
     allow(principal, frozenset({ADMIN}), "revoke API keys")
     async with uow:

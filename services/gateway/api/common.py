@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.contracts.base import Contract
@@ -72,6 +72,16 @@ IdempotencyKey = Annotated[
         examples=["9b2e7c1e-checkout-42"],
     ),
 ]
+PathId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-:]*$",
+        description="An identifier: letters, digits, '.', '_', '-' and ':'.",
+    ),
+]
+"""Ids in paths are checked before they become part of a call to the service behind."""
 Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page.")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 

@@ -26,6 +26,7 @@ from services.gateway.api.common import (
     Gateway,
     IdempotencyKey,
     Limit,
+    PathId,
     allow,
     fulfillment_step,
     payload,
@@ -77,7 +78,7 @@ async def partner_accept(
     request: Request,
     principal: Caller,
     gateway: Gateway,
-    fulfillment_id: str,
+    fulfillment_id: PathId,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The partner takes the fulfillment on."""
@@ -97,7 +98,7 @@ async def partner_reject(
     request: Request,
     principal: Caller,
     gateway: Gateway,
-    fulfillment_id: str,
+    fulfillment_id: PathId,
     body: Annotated[RejectIn, Body(openapi_examples=examples.request(examples.REJECT_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -118,7 +119,7 @@ async def partner_ship(
     request: Request,
     principal: Caller,
     gateway: Gateway,
-    fulfillment_id: str,
+    fulfillment_id: PathId,
     body: Annotated[ShipIn, Body(openapi_examples=examples.request(examples.SHIP_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:

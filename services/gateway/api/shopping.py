@@ -28,6 +28,7 @@ from services.gateway.api.common import (
     Caller,
     Gateway,
     IdempotencyKey,
+    PathId,
     allow,
     deny_if,
     once,
@@ -156,7 +157,7 @@ async def _readable_order(
     responses={200: examples.response(examples.ORDER)},
 )
 async def get_order(
-    request: Request, principal: Caller, gateway: Gateway, order_id: str
+    request: Request, principal: Caller, gateway: Gateway, order_id: PathId
 ) -> Response:
     """The order: status, lines with their price snapshot, fulfillments and totals. Shop keys
     see their channel's orders; store staff and admins see all."""
@@ -171,7 +172,7 @@ async def get_order(
     responses={200: examples.response(examples.ROUTING)},
 )
 async def get_routing(
-    request: Request, principal: Caller, gateway: Gateway, order_id: str
+    request: Request, principal: Caller, gateway: Gateway, order_id: PathId
 ) -> Response:
     """Why the order went where it went: every candidate with its score and reasons, the rules
     applied, the chosen plan, and each re-route."""
@@ -190,7 +191,7 @@ async def cancel_order(
     request: Request,
     principal: Caller,
     gateway: Gateway,
-    order_id: str,
+    order_id: PathId,
     body: Annotated[
         CancelIn | None, Body(openapi_examples=examples.request(examples.CANCEL_IN))
     ] = None,

@@ -29,6 +29,7 @@ from services.gateway.api.common import (
     Gateway,
     IdempotencyKey,
     Limit,
+    PathId,
     allow,
     deny_if,
     fulfillment_step,
@@ -56,7 +57,7 @@ async def store_queue(
     request: Request,
     principal: Caller,
     gateway: Gateway,
-    store_id: str,
+    store_id: PathId,
     status: FulfillmentStatus | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
@@ -79,7 +80,7 @@ async def store_queue(
     responses={200: examples.response(examples.FULFILLMENT)},
 )
 async def get_fulfillment(
-    request: Request, principal: Caller, gateway: Gateway, fulfillment_id: str
+    request: Request, principal: Caller, gateway: Gateway, fulfillment_id: PathId
 ) -> Response:
     """One fulfillment of the store's or the partner's own."""
     reply = await own_fulfillment(gateway, principal, fulfillment_id)
@@ -96,7 +97,7 @@ async def ready(
     request: Request,
     principal: Caller,
     gateway: Gateway,
-    fulfillment_id: str,
+    fulfillment_id: PathId,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Picked and waiting for the customer (click & collect, click & reserve)."""
@@ -116,7 +117,7 @@ async def handover(
     request: Request,
     principal: Caller,
     gateway: Gateway,
-    fulfillment_id: str,
+    fulfillment_id: PathId,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Collected by the customer: the order completes and the stock is committed."""
@@ -136,7 +137,7 @@ async def ship(
     request: Request,
     principal: Caller,
     gateway: Gateway,
-    fulfillment_id: str,
+    fulfillment_id: PathId,
     body: Annotated[ShipIn, Body(openapi_examples=examples.request(examples.SHIP_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -157,7 +158,7 @@ async def reject(
     request: Request,
     principal: Caller,
     gateway: Gateway,
-    fulfillment_id: str,
+    fulfillment_id: PathId,
     body: Annotated[RejectIn, Body(openapi_examples=examples.request(examples.REJECT_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -178,7 +179,7 @@ async def adjust_stock(
     request: Request,
     principal: Caller,
     gateway: Gateway,
-    store_id: str,
+    store_id: PathId,
     body: Annotated[
         StockAdjustmentIn, Body(openapi_examples=examples.request(*examples.ADJUSTMENTS_IN))
     ],
