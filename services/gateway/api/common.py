@@ -34,6 +34,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _problem("No API key, or one that is unknown or revoked"),
     403: _problem("The key's role or binding does not allow this"),
     429: _problem("Over the key's rate limit; `Retry-After` says when to try again"),
+    502: _problem("A service behind the gateway failed; `service` names it"),
     503: _problem("A service behind the gateway is unavailable; `unavailable` names it"),
 }
 
