@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-kafka lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Omniroute needs Python 3.11 or newer (try: make PYTHON=python3.11 ...)") if sys.version_info < (3, 11) else None'
@@ -24,6 +24,10 @@ run: $(STAMP)
 ## test: unit and integration tests against a real PostgreSQL and Kafka-protocol broker
 test: $(STAMP)
 	@$(BIN)/pytest
+
+## test-kafka: the same tests against Apache Kafka (one KRaft node; jars fetched once with Maven, Java 17+)
+test-kafka: $(STAMP)
+	@$(BIN)/python -m tests.support.apache_kafka -- $(BIN)/pytest
 
 ## lint: ruff, mypy and the import-linter contracts (services never import each other)
 lint: $(STAMP)

@@ -13,7 +13,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -21,6 +21,7 @@ from services.contracts.topics import ALL_TOPICS
 from services.infrastructure.broker import ensure_topics
 from services.infrastructure.migrations import create_database_if_missing, upgrade_to_head
 from services.launcher.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from tests.support import apache_kafka
 
 # Short group timeouts: the local broker ignores LeaveGroup, so a restarted consumer waits a
 # full session timeout before it gets partitions back.
@@ -81,18 +82,52 @@ def in_worker_thread(function: Callable[..., T], *args: object) -> T:
         return pool.submit(function, *args).result()
 
 
-def start_kafka(log_dir: Path) -> EmbeddedKafka:
-    kafka = EmbeddedKafka(port=free_port(), log_path=log_dir / "kafka.log")
+class Broker(Protocol):
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+# Under `make test-kafka`, while the session's broker is up: Apache Kafka brokers started ahead
+# for the tests that need one of their own (see `apache_kafka.SpareBrokers`).
+_spare_brokers: apache_kafka.SpareBrokers | None = None
+
+
+def start_kafka(log_dir: Path) -> Broker:
+    """A broker of its own (for the session, or for a test that must not share one), of the kind
+    the run is about: Apache Kafka under `make test-kafka` (tests/support/apache_kafka.py names its
+    jars in the environment), else the local broker."""
+    if _spare_brokers is not None:
+        return _spare_brokers.take()
+    apache_kafka_libs = os.environ.get(apache_kafka.LIBS_ENV)
+    kafka: EmbeddedKafka | apache_kafka.ApacheKafka
+    if apache_kafka_libs:
+        kafka = apache_kafka.ApacheKafka(Path(apache_kafka_libs), log_dir / "apache-kafka")
+    else:
+        kafka = EmbeddedKafka(port=free_port(), log_path=log_dir / "kafka.log")
     kafka.start()
     return kafka
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    global _spare_brokers
     external = os.environ.get("OMNIROUTE_TEST_KAFKA")
     if external:
         in_worker_thread(asyncio.run, ensure_topics(external, ALL_TOPICS))
-        yield external
+        apache_kafka_libs = os.environ.get(apache_kafka.LIBS_ENV)
+        if apache_kafka_libs:
+            _spare_brokers = apache_kafka.SpareBrokers(
+                Path(apache_kafka_libs), tmp_path_factory.mktemp("apache-kafka")
+            )
+            _spare_brokers.prepare()
+        try:
+            yield external
+        finally:
+            if _spare_brokers is not None:
+                _spare_brokers.close()
+                _spare_brokers = None
         return
     kafka = start_kafka(tmp_path_factory.mktemp("kafka"))
     try:
