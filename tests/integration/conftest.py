@@ -25,6 +25,7 @@ from services.pricing.settings import PricingSettings
 from tests.conftest import TEST_KAFKA_SETTINGS
 from tests.support.http import listening
 from tests.support.kafka import Producer, TopicWatcher
+from tests.support.network import Network
 
 SIGNING_KEYS = (
     "it-new:integration-test-signing-key-0123456789,it-old:older-integration-key-0123456789"
@@ -224,3 +225,16 @@ async def order_events(kafka_bootstrap: str) -> AsyncIterator[TopicWatcher]:
         kafka_bootstrap, topics.ORDERS_EVENTS.name, topics.INVENTORY_COMMANDS.name
     ):
         yield watcher
+
+
+@pytest.fixture
+async def network(
+    inventory: httpx.AsyncClient,
+    pricing: httpx.AsyncClient,
+    orders: httpx.AsyncClient,
+    unique: Callable[[str], str],
+) -> Network:
+    """A small retail network of the test's own (see tests/support/network.py)."""
+    built = Network(inventory, pricing, orders, unique("n"))
+    await built.build()
+    return built

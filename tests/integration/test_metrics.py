@@ -19,23 +19,11 @@ from services.contracts import topics
 from services.contracts.inventory import ReleaseStock, ReserveStock, StockReserved
 from services.infrastructure.database import UnitOfWork, create_engine
 from services.infrastructure.outbox import OutboxRelay
-from tests.integration.orders.conftest import Network
+from tests.support.network import Network
 
 pytestmark = pytest.mark.integration
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture
-async def network(
-    inventory: httpx.AsyncClient,
-    pricing: httpx.AsyncClient,
-    orders: httpx.AsyncClient,
-    unique: Callable[[str], str],
-) -> Network:
-    built = Network(inventory, pricing, orders, unique("metrics"))
-    await built.build()
-    return built
 
 
 async def scrape(client: httpx.AsyncClient) -> Samples:

@@ -9,7 +9,7 @@ collected straight from the SDK tracer provider they configure
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from services.contracts import topics
-from tests.integration.orders.conftest import Network
 from tests.support.kafka import eventually
+from tests.support.network import Network
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +39,6 @@ def spans(
     yield exporter
     # A provider cannot let go of a processor; a stopped exporter drops, silently, what follows.
     exporter.shutdown()
-
-
-@pytest.fixture
-async def network(
-    inventory: httpx.AsyncClient,
-    pricing: httpx.AsyncClient,
-    orders: httpx.AsyncClient,
-    unique: Callable[[str], str],
-) -> Network:
-    built = Network(inventory, pricing, orders, unique("trace"))
-    await built.build()
-    return built
 
 
 class Trace:

@@ -11,7 +11,7 @@ import pytest
 from services.orders.app import create_app
 from services.orders.settings import OrdersSettings
 from tests.integration.conftest import COMMON, client_of
-from tests.integration.orders.conftest import Network
+from tests.support.network import Network
 
 pytestmark = pytest.mark.integration
 

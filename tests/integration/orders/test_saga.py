@@ -19,8 +19,8 @@ from services.contracts.inventory import (
 from services.infrastructure.database import create_engine
 from services.orders.settings import OrdersSettings
 from tests.integration.inventory.conftest import assert_ledger_reconciles
-from tests.integration.orders.conftest import Network
 from tests.support.kafka import Producer, eventually
+from tests.support.network import Network
 
 pytestmark = pytest.mark.integration
 

@@ -1,19 +1,16 @@
-"""A small retail network per test, with ids of its own, for the order saga to route over."""
+"""A small retail network per test, with ids of its own, for the order saga to route over
+(through the services' internal APIs)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.support.kafka import eventually
-
-pytestmark = pytest.mark.integration
 
 AMSTERDAM = (52.3731, 4.8922)
 
@@ -230,15 +227,3 @@ class Network:
         response = await self.orders.post(f"/fulfillments/{fulfillment_id}/{action}", json=body)
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def network(
-    inventory: httpx.AsyncClient,
-    pricing: httpx.AsyncClient,
-    orders: httpx.AsyncClient,
-    unique: Callable[[str], str],
-) -> Network:
-    built = Network(inventory, pricing, orders, unique("n"))
-    await built.build()
-    return built
