@@ -89,17 +89,14 @@ class Broker(Protocol):
     def stop(self) -> None: ...
 
 
-# Under `make test-kafka`, while the session's broker is up: Apache Kafka brokers started ahead
-# for the tests that need one of their own (see `apache_kafka.SpareBrokers`).
-_spare_brokers: apache_kafka.SpareBrokers | None = None
-
-
 def start_kafka(log_dir: Path) -> Broker:
     """A broker of its own (for the session, or for a test that must not share one), of the kind
     the run is about: Apache Kafka under `make test-kafka` (tests/support/apache_kafka.py names its
-    jars in the environment), else the local broker."""
-    if _spare_brokers is not None:
-        return _spare_brokers.take()
+    jars in the environment), else the local broker.
+
+    It blocks for seconds (a JVM starting): from async code, call it in a thread
+    (`await asyncio.to_thread(start_kafka, path)`), or the session's consumers, which share the
+    event loop, miss their heartbeats."""
     apache_kafka_libs = os.environ.get(apache_kafka.LIBS_ENV)
     kafka: EmbeddedKafka | apache_kafka.ApacheKafka
     if apache_kafka_libs:
@@ -112,22 +109,10 @@ def start_kafka(log_dir: Path) -> Broker:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    global _spare_brokers
     external = os.environ.get("OMNIROUTE_TEST_KAFKA")
     if external:
         in_worker_thread(asyncio.run, ensure_topics(external, ALL_TOPICS))
-        apache_kafka_libs = os.environ.get(apache_kafka.LIBS_ENV)
-        if apache_kafka_libs:
-            _spare_brokers = apache_kafka.SpareBrokers(
-                Path(apache_kafka_libs), tmp_path_factory.mktemp("apache-kafka")
-            )
-            _spare_brokers.prepare()
-        try:
-            yield external
-        finally:
-            if _spare_brokers is not None:
-                _spare_brokers.close()
-                _spare_brokers = None
+        yield external
         return
     kafka = start_kafka(tmp_path_factory.mktemp("kafka"))
     try:

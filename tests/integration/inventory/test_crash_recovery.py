@@ -27,7 +27,7 @@ async def test_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
     create_service_database: Callable[[str], str], tmp_path: Path
 ) -> None:
     # A broker of its own, so no other inventory consumer in this test session takes commands.
-    kafka = start_kafka(tmp_path)
+    kafka = await asyncio.to_thread(start_kafka, tmp_path)
     await ensure_topics(kafka.bootstrap_servers, topics.ALL_TOPICS)
     port = free_port()
     service = ServiceProcess(
@@ -101,4 +101,4 @@ async def test_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
         service.stop()
         await events.stop()
         await producer.stop()
-        kafka.stop()
+        await asyncio.to_thread(kafka.stop)

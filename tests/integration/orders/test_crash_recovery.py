@@ -47,7 +47,7 @@ def token(sku: str) -> str:
 async def test_orders_killed_mid_stream_loses_no_accepted_order(
     create_service_database: Callable[[str], str], tmp_path: Path
 ) -> None:
-    kafka = start_kafka(tmp_path)
+    kafka = await asyncio.to_thread(start_kafka, tmp_path)
     await ensure_topics(kafka.bootstrap_servers, topics.ALL_TOPICS)
     env = {
         "OMNIROUTE_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
@@ -146,4 +146,4 @@ async def test_orders_killed_mid_stream_loses_no_accepted_order(
     finally:
         orders.stop()
         inventory.stop()
-        kafka.stop()
+        await asyncio.to_thread(kafka.stop)
