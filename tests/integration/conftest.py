@@ -160,13 +160,13 @@ GATEWAY_ADMIN_KEY = "omr_integration_admin_key_0123456789"
 
 
 @pytest.fixture(scope="session")
-async def gateway(
+async def gateway_app(
     create_service_database: Callable[[str], str],
     inventory_app: FastAPI,
     pricing_app: FastAPI,
     orders_app: FastAPI,
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway, as an admin calls it."""
+) -> AsyncIterator[FastAPI]:
+    """The gateway, started, in front of the services served on local ports."""
     async with (
         listening(inventory_app) as inventory_url,
         listening(pricing_app) as pricing_url,
@@ -182,9 +182,16 @@ async def gateway(
                 log_format="console",
             )
         )
-        async with app.router.lifespan_context(app), client_of(app, "gateway") as client:
-            client.headers["Authorization"] = f"Bearer {GATEWAY_ADMIN_KEY}"
-            yield client
+        async with app.router.lifespan_context(app):
+            yield app
+
+
+@pytest.fixture(scope="session")
+async def gateway(gateway_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway, as an admin calls it."""
+    async with client_of(gateway_app, "gateway") as client:
+        client.headers["Authorization"] = f"Bearer {GATEWAY_ADMIN_KEY}"
+        yield client
 
 
 # Kafka, as an outside client
