@@ -23,6 +23,10 @@ from services.infrastructure.migrations import create_database_if_missing, upgra
 from services.launcher.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 from tests.support import apache_kafka
 
+# Services record spans only when they export them (services/infrastructure/telemetry.py); the
+# trace tests collect them in memory instead, so recording is on for the whole suite.
+os.environ.setdefault("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+
 # Short group timeouts: the local broker ignores LeaveGroup, so a restarted consumer waits a
 # full session timeout before it gets partitions back.
 T = TypeVar("T")

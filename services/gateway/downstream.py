@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+import aiohttp
+from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from services.infrastructure.errors import BadGateway, ServiceUnavailable
 
@@ -53,18 +53,23 @@ class Downstream:
         retries: int,
     ) -> None:
         self.name = name
+        self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
-        self.client = httpx.AsyncClient(
-            base_url=base_url,
-            timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        # aiohttp rather than httpx: on the gateway's hot path httpx's connection pool cost
+        # most of the gateway's CPU in profiles.
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=timeout, sock_connect=min(connect_timeout, timeout)
+            ),
+            connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30),
+            # Client spans, and `traceparent` on every call: one trace from the gateway onwards.
+            trace_configs=[create_trace_config()],
+            raise_for_status=False,
         )
-        # Client spans, and `traceparent` on every call: one trace from the gateway onwards.
-        HTTPXClientInstrumentor.instrument_client(self.client)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.session.close()
 
     async def call(
         self,
@@ -80,6 +85,7 @@ class Downstream:
         have a second effect (a read, an absolute set, a creation carrying an idempotency key).
         A call whose connection was refused never reached the service and is always retried."""
         deadline = time.monotonic() + self.timeout
+        query = _query(params)
         attempt = 0
         while True:
             attempt += 1
@@ -89,25 +95,27 @@ class Downstream:
                 failure = f"no answer within {self.timeout:g}s"
                 break
             try:
-                async with asyncio.timeout(remaining):
-                    response = await self.client.request(
-                        method, path, json=json, params=params, headers=headers
+                async with (
+                    asyncio.timeout(remaining),
+                    self.session.request(
+                        method, self.base_url + path, json=json, params=query, headers=headers
+                    ) as response,
+                ):
+                    reply = Reply(
+                        response.status,
+                        await response.read(),
+                        response.headers.get("content-type", "application/json"),
                     )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
                 failure = f"cannot connect ({type(error).__name__})"
                 retry = True
-            except (TimeoutError, httpx.TimeoutException):
+            except TimeoutError:
                 failure = f"no answer within {self.timeout:g}s"
                 retry = safe_to_retry
-            except httpx.TransportError as error:
+            except aiohttp.ClientError as error:
                 failure = f"the connection failed ({type(error).__name__})"
                 retry = safe_to_retry
             else:
-                reply = Reply(
-                    response.status_code,
-                    response.content,
-                    response.headers.get("content-type", "application/json"),
-                )
                 if reply.status in RETRYABLE_STATUSES:
                     failure = f"it answered {reply.status}"
                     retry = safe_to_retry
@@ -130,3 +138,12 @@ class Downstream:
             unavailable=[self.name],
             retry_after=1,
         )
+
+
+def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Query parameters as pairs, a list value repeating its name (`sku=A&sku=B`)."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in (params or {}).items():
+        for one in value if isinstance(value, list | tuple) else [value]:
+            pairs.append((name, str(one)))
+    return pairs
