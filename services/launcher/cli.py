@@ -510,7 +510,7 @@ def demo_keys(gateway: ServiceSpec, admin_key: str, directory: Path) -> dict[str
     path = directory / "demo-keys.json"
     if path.exists():
         kept: dict[str, str] = json.loads(path.read_text())
-        return kept
+        return {**kept, "admin": admin_key}  # OMNIROUTE_BOOTSTRAP_ADMIN_KEY may have changed
     keys = {"admin": admin_key}
     headers = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=gateway.url(), headers=headers, timeout=10.0) as client:
