@@ -144,7 +144,9 @@ class PromotionIn(_Window):
         default=False, description="Exclusive: only on undiscounted units, and nothing after it."
     )
     currency: Currency | None = Field(
-        default=None, description="Required for amount_off and bundle_price."
+        default=None,
+        description="Only carts in this currency. Without it the promotion applies in every "
+        "currency, and the amounts of amount_off and bundle_price are minor units of the cart's.",
     )
     active: bool = True
 
@@ -153,9 +155,6 @@ class PromotionIn(_Window):
         model = PARAMS_BY_KIND[self.kind]
         validated = model.model_validate(self.params)
         object.__setattr__(self, "params", validated.model_dump(mode="json"))
-        needs_currency = self.kind in (PromotionKind.AMOUNT_OFF, PromotionKind.BUNDLE_PRICE)
-        if needs_currency and self.currency is None:
-            raise ValueError(f"a {self.kind.value} promotion needs a currency for its amount")
         if self.kind is not PromotionKind.BUNDLE_PRICE and len(set(self.skus)) != len(self.skus):
             raise ValueError("skus must be distinct (only a bundle may list a sku twice)")
         return self

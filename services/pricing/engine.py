@@ -232,12 +232,12 @@ def _best(entries: Sequence[PriceEntry]) -> PriceEntry | None:
 def _applies(
     promotion: Promotion, quantities: Mapping[str, int], currency: str, channel: str, at: datetime
 ) -> bool:
-    # An amount without a currency has no unit, so such a promotion can never apply.
-    needs_currency = promotion.kind in ("amount_off", "bundle_price")
+    # A promotion without a currency applies in any; its amounts (amount_off, bundle_price) are
+    # then minor units of whatever currency the cart is priced in.
     return (
         _valid(promotion.valid_from, promotion.valid_to, at)
         and (not promotion.channels or channel in promotion.channels)
-        and (promotion.currency == currency or (promotion.currency is None and not needs_currency))
+        and promotion.currency in (None, currency)
         and any(sku in quantities for sku in promotion.skus)
     )
 

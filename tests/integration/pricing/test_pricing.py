@@ -222,6 +222,7 @@ async def test_bad_input_is_refused_with_a_reason(
                 "kind": "amount_off",
                 "skus": ["A"],
                 "params": {"amount": 100},
+                "currency": "euro",
             },
             422,
             "currency",
