@@ -113,8 +113,11 @@ class PlaceOrder(Contract):
 
 
 class OrderAccepted(Contract):
+    """The receipt for an order: always `pending`. Routing and the reservation follow within
+    moments; the order's own status (`GET /orders/{id}`) tells how it went."""
+
     order_id: Identifier
-    status: OrderStatus
+    status: OrderStatus = Field(examples=["pending"])
 
 
 # Views

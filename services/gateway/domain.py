@@ -104,20 +104,32 @@ def store_denial(principal: Principal, store_id: str) -> str | None:
     return f"{principal.describe()} may not act for store {store_id}"
 
 
-def fulfillment_denial(principal: Principal, fulfillment: Mapping[str, Any]) -> str | None:
-    """A store acts on what it ships or what is collected there; a partner on what is routed to
-    its own locations; nobody else but an admin."""
+HANDOVER_STEPS = frozenset({"ready", "handover"})
+
+
+def fulfillment_denial(
+    principal: Principal, fulfillment: Mapping[str, Any], step: str | None = None
+) -> str | None:
+    """Whose work a fulfillment is: the store it is picked up at marks it ready and hands it
+    over; the location serving it ships or rejects it (a store, or a partner's location). Either
+    store may look at it. Nobody else but an admin."""
     if principal.role is Role.ADMIN:
         return None
-    if principal.role is Role.STORE and principal.store_id in (
-        fulfillment.get("location_id"),
-        fulfillment.get("pickup_store_id"),
-    ):
-        return None
+    serving = fulfillment.get("location_id")
+    collecting = fulfillment.get("pickup_store_id") or serving
+    if principal.role is Role.STORE:
+        if step is None:
+            stores = {serving, collecting}
+        else:
+            stores = {collecting} if step in HANDOVER_STEPS else {serving}
+        if principal.store_id in stores:
+            return None
     if principal.role is Role.PARTNER and principal.partner_id == fulfillment.get("partner_id"):
         return None
+    doing = f"{step} " if step else ""
     return (
-        f"fulfillment {fulfillment.get('fulfillment_id')} is not assigned to {principal.describe()}"
+        f"{principal.describe()} may not {doing}fulfillment {fulfillment.get('fulfillment_id')}: "
+        "it is not this key's work"
     )
 
 

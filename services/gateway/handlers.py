@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -98,8 +99,9 @@ async def ensure_bootstrap_admin_key(secret: str, uow: UnitOfWork) -> bool:
     created = await db.ensure_api_key(
         uow.connection,
         {
-            # Named after the value, so setting a new value adds a key rather than being ignored.
-            "key_id": f"key_bootstrap_{key_hash[:12]}",
+            # A new value adds a key; the same value finds its key by hash and adds nothing. The
+            # id is random: one derived from the hash would help guess a human-chosen value.
+            "key_id": f"key_bootstrap_{secrets.token_hex(6)}",
             "name": "bootstrap admin (OMNIROUTE_BOOTSTRAP_ADMIN_KEY)",
             "role": Role.ADMIN.value,
             "key_hash": key_hash,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 
 from services.contracts.inventory import (
     AvailabilityResponse,
@@ -78,10 +78,18 @@ async def list_stock_levels(
 
 
 @router.post("/locations/{location_id}/stock-adjustments", tags=["stock"])
-async def adjust_stock(location_id: str, body: StockAdjustmentIn, uow: UoW) -> StockLevel:
+async def adjust_stock(
+    location_id: str,
+    body: StockAdjustmentIn,
+    uow: UoW,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=200, description="Repeat a request safely."),
+    ] = None,
+) -> StockLevel:
     """A receipt, POS sale, count correction or damage; recorded in the movement ledger."""
     async with uow:
-        return await handlers.adjust_stock(location_id, body, uow)
+        return await handlers.adjust_stock(location_id, body, uow, idempotency_key)
 
 
 @router.put("/locations/{location_id}/stock-feed", tags=["stock"])

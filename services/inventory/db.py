@@ -282,6 +282,16 @@ async def record_movements(conn: AsyncConnection, movements: list[dict[str, Any]
         await conn.execute(insert(table(MovementRow)), movements)
 
 
+async def movement_by_reference(conn: AsyncConnection, reference: str) -> Any | None:
+    """The movement recorded under `reference`, after waiting for any transaction recording
+    one under it now (so two overlapping repeats never both apply)."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:ref, 0))"), {"ref": reference}
+    )
+    query = text("SELECT * FROM movements WHERE reference = :ref ORDER BY id LIMIT 1")
+    return (await conn.execute(query, {"ref": reference})).first()
+
+
 async def has_movement(conn: AsyncConnection, kind: str, reference: str) -> bool:
     query = text("SELECT 1 FROM movements WHERE reference = :ref AND kind = :kind LIMIT 1")
     return (await conn.execute(query, {"ref": reference, "kind": kind})).first() is not None

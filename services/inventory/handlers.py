@@ -438,9 +438,28 @@ async def set_stock_level(body: StockLevelIn, uow: UnitOfWork) -> StockLevel:
     return stock_level_view(row)
 
 
-async def adjust_stock(location_id: str, body: StockAdjustmentIn, uow: UnitOfWork) -> StockLevel:
-    """A receipt, POS sale, count correction or damage at one location."""
+async def adjust_stock(
+    location_id: str,
+    body: StockAdjustmentIn,
+    uow: UnitOfWork,
+    idempotency_key: str | None = None,
+) -> StockLevel:
+    """A receipt, POS sale, count correction or damage at one location. With an idempotency key,
+    a repeat finds the adjustment's movement in the ledger and changes nothing again."""
     await _require_location(uow, location_id)
+    reference = f"adjustment:{idempotency_key}" if idempotency_key is not None else None
+    if reference is not None:
+        earlier = await db.movement_by_reference(uow.connection, reference)
+        if earlier is not None:
+            if (earlier.location_id, earlier.sku, earlier.kind, earlier.on_hand_delta) != (
+                location_id,
+                body.sku,
+                body.reason.value,
+                body.delta,
+            ):
+                raise InvalidRequest("this Idempotency-Key was used for a different adjustment")
+            levels = await db.get_levels(uow.connection, location_id, [body.sku])
+            return stock_level_view(levels[body.sku])
     current = (await db.get_levels(uow.connection, location_id, [body.sku], lock=True)).get(
         body.sku
     )
@@ -458,7 +477,7 @@ async def adjust_stock(location_id: str, body: StockAdjustmentIn, uow: UnitOfWor
     else:
         row = await db.change_level(uow.connection, location_id, body.sku, on_hand_delta=body.delta)
     await db.record_movements(
-        uow.connection, [_movement(row, body.reason.value, body.delta, 0, None, body.note)]
+        uow.connection, [_movement(row, body.reason.value, body.delta, 0, reference, body.note)]
     )
     _emit_level_changed(uow, row)
     await uow.commit()

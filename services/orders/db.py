@@ -253,8 +253,19 @@ async def insert_order(
 
 
 async def order_by_key(conn: AsyncConnection, idempotency_key: str) -> Any | None:
+    await lock_idempotency_key(conn, "order", idempotency_key)
     query = text("SELECT order_id, status, request_hash FROM orders WHERE idempotency_key = :key")
     return (await conn.execute(query, {"key": idempotency_key})).first()
+
+
+async def lock_idempotency_key(conn: AsyncConnection, kind: str, idempotency_key: str) -> None:
+    """Until this transaction ends, a request with the same key waits here; it then finds what
+    this one stored instead of inserting it again (a client or gateway retry that overlaps the
+    first attempt)."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"{kind}:{idempotency_key}"},
+    )
 
 
 async def order_by_quote(conn: AsyncConnection, quote_id: str) -> Any | None:
@@ -481,5 +492,6 @@ async def get_return(conn: AsyncConnection, return_id: str) -> Any | None:
 
 
 async def return_by_key(conn: AsyncConnection, idempotency_key: str) -> Any | None:
+    await lock_idempotency_key(conn, "return", idempotency_key)
     query = text("SELECT * FROM returns WHERE idempotency_key = :key")
     return (await conn.execute(query, {"key": idempotency_key})).first()

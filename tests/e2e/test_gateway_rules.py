@@ -57,11 +57,8 @@ async def test_wrong_or_missing_keys_and_wrong_roles_are_refused(
         ("GET", "/v1/partner/fulfillments"),
         ("POST", "/v1/stores/somewhere/stock-adjustments"),
     ):
-        body = {"role": "admin", "name": "me"} if path.endswith("api-keys") else None
-        refused = await shop.request(method, path, json=body)
-        assert refused.status_code in (403, 422), refused.text
-        if refused.status_code == 422:  # a body the route would not take anyway
-            continue
+        # The role is checked before the body: a shop key learns nothing from its 422s.
+        refused = await shop.request(method, path, json={"anything": "at all"})
         assert "shop key" in is_problem(refused, 403)["detail"]
 
     revoked = await retail.key("shop", channel="web")

@@ -18,22 +18,22 @@ from services.contracts.pricing import Price, PriceIn, Promotion, PromotionIn
 from services.gateway import domain, examples, handlers
 from services.gateway.api.common import (
     ADMIN,
-    Caller,
     Cursor,
     Gateway,
     IdempotencyKey,
     Limit,
     PathId,
-    allow,
     once,
     payload,
     respond,
+    role,
 )
 from services.gateway.domain import Principal
 from services.gateway.downstream import Downstream, Reply
 from services.infrastructure.service import UnitOfWorkDep
 
 router = APIRouter()
+Admin = Annotated[Principal, role(ADMIN, to="set up the retail network")]
 
 
 # Admin: set-up
@@ -47,9 +47,7 @@ async def _admin_upsert(
     service: Downstream,
     path: str,
     body: Contract,
-    what: str,
 ) -> Response:
-    allow(principal, frozenset({ADMIN}), what)
     data = payload(body)
 
     async def upsert(_: str) -> Reply:
@@ -67,7 +65,7 @@ async def _admin_upsert(
 )
 async def admin_location(
     request: Request,
-    principal: Caller,
+    principal: Admin,
     gateway: Gateway,
     body: Annotated[LocationIn, Body(openapi_examples=examples.request(*examples.LOCATIONS_IN))],
     idempotency_key: IdempotencyKey = None,
@@ -75,7 +73,6 @@ async def admin_location(
     """Create or update a location (warehouse, store or dropship partner) by its own id."""
     return await _admin_upsert(
         request, gateway, principal, idempotency_key, gateway.inventory, "/locations", body,
-        "set up locations",
     )  # fmt: skip
 
 
@@ -87,7 +84,7 @@ async def admin_location(
 )
 async def admin_stock(
     request: Request,
-    principal: Caller,
+    principal: Admin,
     gateway: Gateway,
     body: Annotated[StockLevelIn, Body(openapi_examples=examples.request(examples.STOCK_IN))],
     idempotency_key: IdempotencyKey = None,
@@ -95,7 +92,6 @@ async def admin_stock(
     """Set an absolute stock level (never below what is reserved)."""
     return await _admin_upsert(
         request, gateway, principal, idempotency_key, gateway.inventory, "/stock-levels", body,
-        "set stock levels",
     )  # fmt: skip
 
 
@@ -107,7 +103,7 @@ async def admin_stock(
 )
 async def admin_price(
     request: Request,
-    principal: Caller,
+    principal: Admin,
     gateway: Gateway,
     body: Annotated[PriceIn, Body(openapi_examples=examples.request(*examples.PRICES_IN))],
     idempotency_key: IdempotencyKey = None,
@@ -115,7 +111,6 @@ async def admin_price(
     """A base price, or one for a single channel; with an optional validity window."""
     return await _admin_upsert(
         request, gateway, principal, idempotency_key, gateway.pricing, "/prices", body,
-        "set prices",
     )  # fmt: skip
 
 
@@ -127,7 +122,7 @@ async def admin_price(
 )
 async def admin_promotion(
     request: Request,
-    principal: Caller,
+    principal: Admin,
     gateway: Gateway,
     body: Annotated[PromotionIn, Body(openapi_examples=examples.request(*examples.PROMOTIONS_IN))],
     idempotency_key: IdempotencyKey = None,
@@ -137,7 +132,6 @@ async def admin_promotion(
     percent}]}`, `bundle_price {amount}`."""
     return await _admin_upsert(
         request, gateway, principal, idempotency_key, gateway.pricing, "/promotions", body,
-        "set promotions",
     )  # fmt: skip
 
 
@@ -150,7 +144,7 @@ async def admin_promotion(
 )
 async def create_api_key(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(ADMIN, to="create API keys")],
     gateway: Gateway,
     uow: UnitOfWorkDep,
     body: Annotated[ApiKeyIn, Body(openapi_examples=examples.request(*examples.API_KEYS_IN))],
@@ -158,7 +152,6 @@ async def create_api_key(
 ) -> Response:
     """A new API key with a role and its binding. The key is in this answer only: it is
     stored hashed, and a replay of this request shows `api_key: null`."""
-    allow(principal, frozenset({ADMIN}), "create API keys")
     data = payload(body)
 
     async def create(_: str) -> Reply:
@@ -180,14 +173,13 @@ async def create_api_key(
     responses={200: examples.response(examples.API_KEY_PAGE)},
 )
 async def list_api_keys(
-    principal: Caller,
+    principal: Annotated[Principal, role(ADMIN, to="list API keys")],
     uow: UnitOfWorkDep,
     cursor: Cursor = None,
     limit: Limit = 50,
     include_revoked: bool = False,
 ) -> ApiKeyPage:
     """Every API key (never its secret), by key id."""
-    allow(principal, frozenset({ADMIN}), "list API keys")
     async with uow:
         return await handlers.list_api_keys(cursor, limit, include_revoked, uow)
 
@@ -198,9 +190,12 @@ async def list_api_keys(
     response_model=ApiKey,
     responses={200: examples.response(examples.API_KEY_REVOKED)},
 )
-async def revoke_api_key(principal: Caller, uow: UnitOfWorkDep, key_id: PathId) -> ApiKey:
+async def revoke_api_key(
+    principal: Annotated[Principal, role(ADMIN, to="revoke API keys")],
+    uow: UnitOfWorkDep,
+    key_id: PathId,
+) -> ApiKey:
     """Revoke a key: it stops working within seconds (the gateway's key cache time)."""
-    allow(principal, frozenset({ADMIN}), "revoke API keys")
     async with uow:
         return await handlers.revoke_api_key(key_id, uow)
 
@@ -213,14 +208,13 @@ async def revoke_api_key(principal: Caller, uow: UnitOfWorkDep, key_id: PathId) 
 )
 async def routing_sites(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(ADMIN, to="look at routing's view of the network")],
     gateway: Gateway,
     sku: Annotated[list[str], Query(min_length=1, max_length=100, examples=[["TEE-WHT-M"]])],
 ) -> Response:
     """What routing sees right now: every location as orders knows it, with its projected
     availability of these skus and the ship capacity it has left today. Orders learns of
     locations and stock through events, so a change shows here moments after it is made."""
-    allow(principal, frozenset({ADMIN}), "look at routing's view of the network")
     reply = await gateway.orders.call(
         "GET", "/routing/sites", params={"sku": sku}, safe_to_retry=True
     )

@@ -92,6 +92,18 @@ def allow(principal: Principal, roles: frozenset[Role], action: str) -> None:
         raise Forbidden(reason)
 
 
+def role(*roles: Role, to: str) -> Any:
+    """A dependency admitting only keys of these roles, checked before the body is: a wrong key
+    gets its 403 whatever it sent."""
+    allowed = frozenset(roles)
+
+    async def check(principal: Caller) -> Principal:
+        allow(principal, allowed, to)
+        return principal
+
+    return Depends(check)
+
+
 def deny_if(reason: str | None) -> None:
     if reason is not None:
         raise Forbidden(reason)
@@ -130,11 +142,11 @@ def query(**values: Any) -> dict[str, Any]:
 
 
 async def own_fulfillment(
-    gateway: handlers.Gateway, principal: Principal, fulfillment_id: str
+    gateway: handlers.Gateway, principal: Principal, fulfillment_id: str, step: str | None = None
 ) -> Reply:
     reply = await gateway.orders.call("GET", f"/fulfillments/{fulfillment_id}", safe_to_retry=True)
     if reply.ok:
-        deny_if(domain.fulfillment_denial(principal, reply.json()))
+        deny_if(domain.fulfillment_denial(principal, reply.json(), step))
     return reply
 
 
@@ -147,14 +159,16 @@ async def fulfillment_step(
     step: str,
     body: Contract | None = None,
 ) -> Response:
-    found = await own_fulfillment(gateway, principal, fulfillment_id)
+    found = await own_fulfillment(gateway, principal, fulfillment_id, step)
     if not found.ok:
         return respond(found, request)
     data = payload(body) if body is not None else None
 
     async def take_step(_: str) -> Reply:
+        # Orders answers a step the fulfillment has taken already with the fulfillment as it is,
+        # so a retry is harmless.
         return await gateway.orders.call(
-            "POST", f"/fulfillments/{fulfillment_id}/{step}", json=data
+            "POST", f"/fulfillments/{fulfillment_id}/{step}", json=data, safe_to_retry=True
         )
 
     return await once(request, gateway, principal, idempotency_key, data, take_step)

@@ -21,21 +21,20 @@ from services.contracts.orders import (
 from services.gateway import examples
 from services.gateway.api.common import (
     PARTNER,
-    Caller,
     Cursor,
     Gateway,
     IdempotencyKey,
     Limit,
     PathId,
-    allow,
     fulfillment_step,
     payload,
     query,
     respond,
+    role,
 )
 from services.gateway.domain import Principal
 from services.gateway.downstream import Downstream
-from services.infrastructure.errors import Conflict, Forbidden
+from services.infrastructure.errors import BadGateway, Conflict, Forbidden
 
 router = APIRouter()
 
@@ -51,14 +50,13 @@ router = APIRouter()
 )
 async def partner_queue(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(PARTNER, to="list partner fulfillments")],
     gateway: Gateway,
     status: FulfillmentStatus | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Response:
     """The fulfillments routed to this partner, oldest first."""
-    allow(principal, frozenset({PARTNER}), "list partner fulfillments")
     reply = await gateway.orders.call(
         "GET",
         f"/partners/{principal.partner_id}/fulfillments",
@@ -76,13 +74,12 @@ async def partner_queue(
 )
 async def partner_accept(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(PARTNER, to="accept partner fulfillments")],
     gateway: Gateway,
     fulfillment_id: PathId,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The partner takes the fulfillment on."""
-    allow(principal, frozenset({PARTNER}), "accept partner fulfillments")
     return await fulfillment_step(
         request, gateway, principal, idempotency_key, fulfillment_id, "accept"
     )
@@ -96,14 +93,13 @@ async def partner_accept(
 )
 async def partner_reject(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(PARTNER, to="reject partner fulfillments")],
     gateway: Gateway,
     fulfillment_id: PathId,
     body: Annotated[RejectIn, Body(openapi_examples=examples.request(examples.REJECT_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The partner cannot fulfil it: the lines are routed again, elsewhere."""
-    allow(principal, frozenset({PARTNER}), "reject partner fulfillments")
     return await fulfillment_step(
         request, gateway, principal, idempotency_key, fulfillment_id, "reject", body
     )
@@ -117,14 +113,13 @@ async def partner_reject(
 )
 async def partner_ship(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(PARTNER, to="ship partner fulfillments")],
     gateway: Gateway,
     fulfillment_id: PathId,
     body: Annotated[ShipIn, Body(openapi_examples=examples.request(examples.SHIP_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Shipped by the partner: the stock is committed."""
-    allow(principal, frozenset({PARTNER}), "ship partner fulfillments")
     return await fulfillment_step(
         request, gateway, principal, idempotency_key, fulfillment_id, "ship", body
     )
@@ -138,7 +133,7 @@ async def partner_ship(
 )
 async def partner_stock(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(PARTNER, to="feed partner stock")],
     gateway: Gateway,
     body: Annotated[StockFeedIn, Body(openapi_examples=examples.request(examples.STOCK_FEED_IN))],
     location_id: Annotated[
@@ -148,7 +143,6 @@ async def partner_stock(
 ) -> Response:
     """The partner's absolute stock: `on_hand` per sku. A feed with an older `sequence` than
     the last one applied is ignored, so late or repeated feeds do no harm."""
-    allow(principal, frozenset({PARTNER}), "feed partner stock")
     target = await _partner_location(gateway.inventory, principal, location_id)
     reply = await gateway.inventory.call(
         "PUT", f"/locations/{target}/stock-feed", json=payload(body), safe_to_retry=True
@@ -162,6 +156,8 @@ async def _partner_location(
     reply = await inventory.call(
         "GET", "/locations", params={"type": LocationType.DROPSHIP.value}, safe_to_retry=True
     )
+    if not reply.ok:
+        raise BadGateway(f"inventory could not list locations (HTTP {reply.status})")
     own = sorted(
         location["location_id"]
         for location in reply.json()

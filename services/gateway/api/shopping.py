@@ -25,16 +25,15 @@ from services.gateway.api.common import (
     PARTNER,
     SHOP,
     STORE,
-    Caller,
     Gateway,
     IdempotencyKey,
     PathId,
-    allow,
     deny_if,
     once,
     payload,
     query,
     respond,
+    role,
 )
 from services.gateway.domain import Principal
 from services.gateway.downstream import Reply
@@ -54,7 +53,7 @@ router = APIRouter()
 )
 async def availability(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(SHOP, STORE, ADMIN, to="look up availability")],
     gateway: Gateway,
     sku: Annotated[list[str], Query(min_length=1, max_length=100, examples=[["TEE-WHT-M"]])],
     near: Annotated[str | None, Query(description="LAT,LON", examples=["52.37,4.90"])] = None,
@@ -63,7 +62,6 @@ async def availability(
 ) -> Response:
     """Available units per sku, per location, nearest first when `near` is given; store staff
     see every location."""
-    allow(principal, frozenset({SHOP, STORE, ADMIN}), "look up availability")
     wanted = query(sku=sku, near=near, radius_km=radius_km, location_type=location_type)
     reply = await gateway.inventory.call("GET", "/availability", params=wanted, safe_to_retry=True)
     return respond(reply, request)
@@ -78,14 +76,13 @@ async def availability(
 )
 async def create_quote(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(SHOP, STORE, PARTNER, to="ask for quotes")],
     gateway: Gateway,
     body: Annotated[QuoteIn, Body(openapi_examples=examples.request(examples.QUOTE_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Price a cart in the key's channel. The same cart costs the same in every channel unless
     a channel rule says otherwise (and `channel_rules` names it). The `quote_token` buys it."""
-    allow(principal, frozenset({SHOP, STORE, PARTNER}), "ask for quotes")
     channel = domain.bound_channel(principal)
     if body.channel is not None and body.channel != channel:
         raise Forbidden(
@@ -112,14 +109,13 @@ async def create_quote(
 )
 async def place_order(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(SHOP, STORE, to="place orders")],
     gateway: Gateway,
     body: Annotated[PlaceOrder, Body(openapi_examples=examples.request(*examples.ORDERS_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Order what a quote priced. Routing and the stock reservation follow within moments:
     poll the order for `confirmed` (or `reserved` for click & reserve)."""
-    allow(principal, frozenset({SHOP, STORE}), "place orders")
     channel = domain.bound_channel(principal)
     quoted_for = domain.quote_channel(body.quote_token)
     if quoted_for is not None and quoted_for != channel:
@@ -157,11 +153,13 @@ async def _readable_order(
     responses={200: examples.response(examples.ORDER)},
 )
 async def get_order(
-    request: Request, principal: Caller, gateway: Gateway, order_id: PathId
+    request: Request,
+    principal: Annotated[Principal, role(SHOP, STORE, ADMIN, to="read orders")],
+    gateway: Gateway,
+    order_id: PathId,
 ) -> Response:
     """The order: status, lines with their price snapshot, fulfillments and totals. Shop keys
     see their channel's orders; store staff and admins see all."""
-    allow(principal, frozenset({SHOP, STORE, ADMIN}), "read orders")
     return respond(await _readable_order(request, gateway, principal, order_id), request)
 
 
@@ -172,11 +170,13 @@ async def get_order(
     responses={200: examples.response(examples.ROUTING)},
 )
 async def get_routing(
-    request: Request, principal: Caller, gateway: Gateway, order_id: PathId
+    request: Request,
+    principal: Annotated[Principal, role(STORE, ADMIN, to="read routing decisions")],
+    gateway: Gateway,
+    order_id: PathId,
 ) -> Response:
     """Why the order went where it went: every candidate with its score and reasons, the rules
     applied, the chosen plan, and each re-route."""
-    allow(principal, frozenset({STORE, ADMIN}), "read routing decisions")
     reply = await gateway.orders.call("GET", f"/orders/{order_id}/routing", safe_to_retry=True)
     return respond(reply, request)
 
@@ -189,7 +189,7 @@ async def get_routing(
 )
 async def cancel_order(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(SHOP, STORE, ADMIN, to="cancel orders")],
     gateway: Gateway,
     order_id: PathId,
     body: Annotated[
@@ -198,7 +198,6 @@ async def cancel_order(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Cancel the order and release its stock; not once part of it shipped or was collected."""
-    allow(principal, frozenset({SHOP, STORE, ADMIN}), "cancel orders")
     found = await _readable_order(request, gateway, principal, order_id)
     if not found.ok:
         return respond(found, request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 
 from services.contracts.inventory import (
     StockAdjustmentIn,
@@ -30,7 +30,6 @@ from services.gateway.api.common import (
     IdempotencyKey,
     Limit,
     PathId,
-    allow,
     deny_if,
     fulfillment_step,
     once,
@@ -38,10 +37,21 @@ from services.gateway.api.common import (
     payload,
     query,
     respond,
+    role,
 )
+from services.gateway.domain import Principal
 from services.gateway.downstream import Reply
 
 router = APIRouter()
+
+
+async def acting_for_store(principal: Caller, store_id: PathId) -> Principal:
+    """Store staff of this store, or an admin: checked before the body is."""
+    deny_if(domain.store_denial(principal, store_id))
+    return principal
+
+
+StoreStaff = Annotated[Principal, Depends(acting_for_store)]
 
 
 # Fulfillments: the store's and the partner's work
@@ -55,7 +65,7 @@ router = APIRouter()
 )
 async def store_queue(
     request: Request,
-    principal: Caller,
+    principal: StoreStaff,
     gateway: Gateway,
     store_id: PathId,
     status: FulfillmentStatus | None = None,
@@ -63,7 +73,6 @@ async def store_queue(
     limit: Limit = 50,
 ) -> Response:
     """The store's work queue, oldest first: what it ships and what is collected there."""
-    deny_if(domain.store_denial(principal, store_id))
     reply = await gateway.orders.call(
         "GET",
         f"/stores/{store_id}/fulfillments",
@@ -95,13 +104,14 @@ async def get_fulfillment(
 )
 async def ready(
     request: Request,
-    principal: Caller,
+    principal: Annotated[
+        Principal, role(STORE, PARTNER, ADMIN, to="mark fulfillments ready for pickup")
+    ],
     gateway: Gateway,
     fulfillment_id: PathId,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Picked and waiting for the customer (click & collect, click & reserve)."""
-    allow(principal, frozenset({STORE, ADMIN}), "mark fulfillments ready for pickup")
     return await fulfillment_step(
         request, gateway, principal, idempotency_key, fulfillment_id, "ready"
     )
@@ -115,13 +125,12 @@ async def ready(
 )
 async def handover(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(STORE, PARTNER, ADMIN, to="hand over fulfillments")],
     gateway: Gateway,
     fulfillment_id: PathId,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Collected by the customer: the order completes and the stock is committed."""
-    allow(principal, frozenset({STORE, ADMIN}), "hand over fulfillments")
     return await fulfillment_step(
         request, gateway, principal, idempotency_key, fulfillment_id, "handover"
     )
@@ -135,14 +144,13 @@ async def handover(
 )
 async def ship(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(STORE, PARTNER, ADMIN, to="ship fulfillments")],
     gateway: Gateway,
     fulfillment_id: PathId,
     body: Annotated[ShipIn, Body(openapi_examples=examples.request(examples.SHIP_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Handed to a carrier: the stock is committed."""
-    allow(principal, frozenset({STORE, PARTNER, ADMIN}), "ship fulfillments")
     return await fulfillment_step(
         request, gateway, principal, idempotency_key, fulfillment_id, "ship", body
     )
@@ -156,14 +164,13 @@ async def ship(
 )
 async def reject(
     request: Request,
-    principal: Caller,
+    principal: Annotated[Principal, role(STORE, PARTNER, ADMIN, to="reject fulfillments")],
     gateway: Gateway,
     fulfillment_id: PathId,
     body: Annotated[RejectIn, Body(openapi_examples=examples.request(examples.REJECT_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Cannot fulfil it (a short pick): the lines are routed again, elsewhere."""
-    allow(principal, frozenset({STORE, PARTNER, ADMIN}), "reject fulfillments")
     return await fulfillment_step(
         request, gateway, principal, idempotency_key, fulfillment_id, "reject", body
     )
@@ -177,7 +184,7 @@ async def reject(
 )
 async def adjust_stock(
     request: Request,
-    principal: Caller,
+    principal: StoreStaff,
     gateway: Gateway,
     store_id: PathId,
     body: Annotated[
@@ -186,12 +193,16 @@ async def adjust_stock(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """A POS sale, a receipt, a count correction or damage, recorded in the movement ledger."""
-    deny_if(domain.store_denial(principal, store_id))
     adjustment = payload(body)
 
-    async def adjust(_: str) -> Reply:
+    async def adjust(downstream_key: str) -> Reply:
+        # Inventory finds a repeat by its key in the movement ledger, so a retry is harmless.
         return await gateway.inventory.call(
-            "POST", f"/locations/{store_id}/stock-adjustments", json=adjustment
+            "POST",
+            f"/locations/{store_id}/stock-adjustments",
+            json=adjustment,
+            headers={"Idempotency-Key": downstream_key},
+            safe_to_retry=True,
         )
 
     return await once(request, gateway, principal, idempotency_key, adjustment, adjust)

@@ -43,11 +43,17 @@ async def _fulfillment(uow: UnitOfWork, fulfillment_id: str) -> tuple[Any, Any]:
     return order, f
 
 
-def _step(f: Any, target: FulfillmentStatus, what: str) -> None:
+def _step(f: Any, target: FulfillmentStatus, what: str) -> bool:
+    """Whether the step changes anything: a step the fulfillment has taken already (a retried
+    request) is answered with the fulfillment as it is, so a client or the gateway may repeat
+    it safely. An illegal step is a 409."""
+    if F(f.status) is target:
+        return False
     try:
         domain.transition(F(f.status), target, what)
     except domain.IllegalTransition as exc:
         raise Conflict(str(exc)) from None
+    return True
 
 
 async def mark_ready(fulfillment_id: str, uow: UnitOfWork, policy: Policy) -> None:
@@ -55,7 +61,8 @@ async def mark_ready(fulfillment_id: str, uow: UnitOfWork, policy: Policy) -> No
     order, f = await _fulfillment(uow, fulfillment_id)
     if f.method == FulfillmentMethod.DELIVERY:
         raise Conflict("a delivery is shipped, not made ready for pickup")
-    _step(f, F.READY_FOR_PICKUP, "mark it ready")
+    if not _step(f, F.READY_FOR_PICKUP, "mark it ready"):
+        return
     deadline = now() + policy.pickup_window if f.method == FulfillmentMethod.PICKUP else None
     await db.update_fulfillment(
         uow.connection, fulfillment_id, status=F.READY_FOR_PICKUP.value, pickup_deadline=deadline
@@ -73,7 +80,8 @@ async def hand_over(fulfillment_id: str, uow: UnitOfWork) -> None:
     order, f = await _fulfillment(uow, fulfillment_id)
     if f.method == FulfillmentMethod.DELIVERY:
         raise Conflict("a delivery is shipped, not handed over")
-    _step(f, F.PICKED_UP, "hand it over")
+    if not _step(f, F.PICKED_UP, "hand it over"):
+        return
     await db.update_fulfillment(uow.connection, fulfillment_id, status=F.PICKED_UP.value)
     uow.emit(CommitStock(order_id=order.order_id, reservation_id=fulfillment_id))
     uow.emit(
@@ -90,7 +98,8 @@ async def ship(fulfillment_id: str, body: ShipIn, uow: UnitOfWork) -> None:
     order, f = await _fulfillment(uow, fulfillment_id)
     if f.method != FulfillmentMethod.DELIVERY:
         raise Conflict(f"a {f.method} fulfillment is collected in store, not shipped")
-    _step(f, F.SHIPPED, "ship it")
+    if not _step(f, F.SHIPPED, "ship it"):
+        return
     await db.update_fulfillment(
         uow.connection,
         fulfillment_id,
@@ -117,7 +126,8 @@ async def accept(fulfillment_id: str, uow: UnitOfWork) -> None:
     order, f = await _fulfillment(uow, fulfillment_id)
     if f.location_type != "dropship":
         raise Conflict("only dropship fulfillments are accepted by a partner")
-    _step(f, F.ACCEPTED, "accept it")
+    if not _step(f, F.ACCEPTED, "accept it"):
+        return
     await db.update_fulfillment(uow.connection, fulfillment_id, status=F.ACCEPTED.value)
     uow.emit(
         FulfillmentAccepted(
@@ -130,7 +140,8 @@ async def accept(fulfillment_id: str, uow: UnitOfWork) -> None:
 async def reject(fulfillment_id: str, reason: str, uow: UnitOfWork, policy: Policy) -> None:
     """A short pick or a partner's refusal: release the stock and route those lines again."""
     order, f = await _fulfillment(uow, fulfillment_id)
-    _step(f, F.REJECTED, "reject it")
+    if not _step(f, F.REJECTED, "reject it"):
+        return
     await db.update_fulfillment(
         uow.connection, fulfillment_id, status=F.REJECTED.value, status_reason=reason
     )

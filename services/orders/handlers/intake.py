@@ -39,7 +39,7 @@ async def place_order(
         if earlier is not None:
             if earlier.request_hash != fingerprint:
                 raise InvalidRequest("this Idempotency-Key was used for a different order")
-            return OrderAccepted(order_id=earlier.order_id, status=OrderStatus(earlier.status))
+            return OrderAccepted(order_id=earlier.order_id, status=OrderStatus.PENDING)
 
     claims = verify_quote_token(body.quote_token, policy.keys)
     ordered = {line.sku: line.quantity for line in body.lines}
@@ -99,11 +99,11 @@ async def place_order(
         )
     )
     order = await locked_order(uow, order_id)
-    status = OrderStatus.PENDING
     if not await route(uow, order, ordered, "order placed", policy):
-        status = await unplanned(uow, order, policy, "no location can fulfil the order")
+        await unplanned(uow, order, policy, "no location can fulfil the order")
     await uow.commit()
-    return OrderAccepted(order_id=order_id, status=status)
+    # The receipt says the order was taken, not how it ended: that is the order's own status.
+    return OrderAccepted(order_id=order_id, status=OrderStatus.PENDING)
 
 
 def hold_problem(hold_until: datetime) -> str | None:

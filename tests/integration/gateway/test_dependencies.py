@@ -123,19 +123,36 @@ async def test_only_calls_that_cannot_have_a_second_effect_are_retried(
     gateway_with: GatewayWith,
 ) -> None:
     failing = StandIn(status=503)
-    async with listening(failing.app()) as url, gateway_with(inventory_url=url) as gateway:
+    async with (
+        listening(failing.app()) as url,
+        gateway_with(inventory_url=url, pricing_url=url) as gateway,
+    ):
         read = await gateway.get("/v1/availability", params={"sku": "TEE"})
         assert_unavailable(read, "inventory")
-        reads = len(failing.calls)
+        assert len(failing.calls) == 1 + RETRIES  # a read is safe to repeat
         failing.calls.clear()
 
+        # A relative change carries a key inventory recognises a repeat by: safe to repeat too.
         adjustment = await gateway.post(
             "/v1/stores/store-1/stock-adjustments",
             json={"sku": "TEE", "delta": 1, "reason": "receipt"},
         )
         assert_unavailable(adjustment, "inventory")
-    assert reads == 1 + RETRIES  # a read is safe to repeat
-    assert len(failing.calls) == 1  # a relative change is not: it might have been applied
+        assert len(failing.calls) == 1 + RETRIES
+        assert len({key for _, _, key in failing.calls}) == 1
+        failing.calls.clear()
+
+        # A quote has no such key: it might have been made, so it is not sent again.
+        created = await gateway.post(
+            "/v1/admin/api-keys", json={"role": "shop", "name": "web", "channel": "web"}
+        )
+        quote = await gateway.post(
+            "/v1/quotes",
+            json={"currency": "EUR", "lines": [{"sku": "TEE", "quantity": 1}]},
+            headers={"Authorization": f"Bearer {created.json()['api_key']}"},
+        )
+        assert_unavailable(quote, "pricing")
+        assert len(failing.calls) == 1
 
 
 async def test_an_order_is_retried_under_one_idempotency_key(gateway_with: GatewayWith) -> None:

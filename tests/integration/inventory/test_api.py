@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -103,6 +104,25 @@ async def test_adjustments_follow_the_sign_of_their_reason(
         url, json={"sku": sku, "delta": -1, "reason": "count_correction", "note": "cycle count"}
     )
     assert corrected.json()["on_hand"] == 2
+    await assert_ledger_reconciles(inventory)
+
+
+async def test_a_repeated_adjustment_with_its_key_applies_once(
+    inventory: httpx.AsyncClient, store: dict[str, Any], unique: Callable[[str], str]
+) -> None:
+    location, sku = store["location_id"], unique("KEYED")
+    url = f"/locations/{location}/stock-adjustments"
+    receipt = {"sku": sku, "delta": 5, "reason": "receipt"}
+    key = {"Idempotency-Key": unique("delivery")}
+
+    answers = await asyncio.gather(
+        *(inventory.post(url, json=receipt, headers=key) for _ in range(4))
+    )
+    assert [a.json()["on_hand"] for a in answers] == [5, 5, 5, 5]
+    different = await inventory.post(url, json={**receipt, "delta": 6}, headers=key)
+    assert_problem(different, 422, "different adjustment")
+    again = await inventory.post(url, json=receipt)  # no key: a second delivery
+    assert again.json()["on_hand"] == 10
     await assert_ledger_reconciles(inventory)
 
 

@@ -65,6 +65,31 @@ def test_fulfillments_are_acted_on_by_their_own_store_or_partner(
     assert (reason is None) is allowed
 
 
+TRANSFER = {"fulfillment_id": "ful_2", "location_id": "wh-1", "pickup_store_id": "store-ams"}
+SHIP_FROM_STORE = {"fulfillment_id": "ful_3", "location_id": "store-utr", "pickup_store_id": None}
+
+
+@pytest.mark.parametrize(
+    ("principal", "fulfillment", "step", "allowed"),
+    [
+        # A transfer for pickup: the pickup store readies and hands over, the warehouse ships.
+        (AMSTERDAM, TRANSFER, "ready", True),
+        (AMSTERDAM, TRANSFER, "handover", True),
+        (AMSTERDAM, TRANSFER, "ship", False),
+        (AMSTERDAM, TRANSFER, "reject", False),
+        # Ship-from-store: the serving store ships or rejects; no other store may.
+        (UTRECHT, SHIP_FROM_STORE, "ship", True),
+        (UTRECHT, SHIP_FROM_STORE, "reject", True),
+        (AMSTERDAM, SHIP_FROM_STORE, "reject", False),
+        (ADMIN, TRANSFER, "ship", True),
+    ],
+)
+def test_each_step_belongs_to_the_store_that_does_it(
+    principal: Principal, fulfillment: dict[str, str | None], step: str, allowed: bool
+) -> None:
+    assert (domain.fulfillment_denial(principal, fulfillment, step) is None) is allowed
+
+
 def test_keys_sell_in_their_bound_channel() -> None:
     assert domain.bound_channel(APP_SHOP) is Channel.APP
     assert domain.bound_channel(AMSTERDAM) is Channel.STORE
