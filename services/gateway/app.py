@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -85,7 +86,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 uow, settings.idempotency_retention_hours
             )
 
-    return create_service_app(
+    app = create_service_app(
         runtime,
         title="Omniroute",
         description=DESCRIPTION,
@@ -93,6 +94,29 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         resources=[gateway],
         jobs=[PeriodicJob("idempotency-purge", 600.0, purge)],
     )
+    _document_replays(app)
+    return app
+
+
+def _document_replays(app: FastAPI) -> None:
+    """Every changing request may be a replay: say so on each of their success responses."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for path, item in schema["paths"].items():
+                for code, response in item.get("post", {}).get("responses", {}).items():
+                    if path.startswith("/v1/") and code.startswith("2"):
+                        response.setdefault("headers", {})["Idempotent-Replayed"] = {
+                            "description": "`true` when this is the stored answer to an earlier "
+                            "request with the same Idempotency-Key.",
+                            "schema": {"type": "string", "enum": ["true"]},
+                        }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,23 @@ def install_problem_handlers(app: FastAPI) -> None:
             titles.get(exc.status_code, "HTTP error"),
             str(exc.detail),
             str(request.url.path),
+        )
+
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+        # The service's own database (or the network to it) is away: nothing the client did,
+        # and worth a retry once it is back.
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem(
+            503,
+            "service-unavailable",
+            "A dependency is unavailable",
+            "the service's database is unavailable; try again shortly",
+            str(request.url.path),
+            unavailable=["database"],
+            retry_after=1,
         )
 
     @app.exception_handler(Exception)

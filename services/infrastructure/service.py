@@ -24,7 +24,11 @@ from services.contracts.topics import TopicSpec
 from services.infrastructure.asyncapi import asyncapi_document, asyncapi_html
 from services.infrastructure.broker import create_broker, ensure_topics
 from services.infrastructure.database import UnitOfWork, create_engine
-from services.infrastructure.errors import ServiceUnavailable, install_problem_handlers
+from services.infrastructure.errors import (
+    PROBLEM_JSON,
+    ServiceUnavailable,
+    install_problem_handlers,
+)
 from services.infrastructure.logs import configure_logging
 from services.infrastructure.metrics import HTTP_REQUEST_DURATION, observe_consumer_lag
 from services.infrastructure.outbox import OutboxRelay
@@ -213,6 +217,12 @@ def create_service_app(
     return app
 
 
+PROBLEM_RESPONSES_503 = {
+    "description": "Not ready: `unavailable` names what does not answer",
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
 def _operations_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -221,7 +231,7 @@ def _operations_router(runtime: Runtime) -> APIRouter:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get("/readyz", responses={503: PROBLEM_RESPONSES_503})
     async def readyz() -> dict[str, str]:
         """Readiness: the database answers, and the broker too where the service uses one."""
         problems = []

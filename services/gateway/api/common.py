@@ -22,20 +22,38 @@ from services.infrastructure.errors import PROBLEM_JSON, PROBLEM_RESPONSES, Forb
 SHOP, STORE, PARTNER, ADMIN = Role.SHOP, Role.STORE, Role.PARTNER, Role.ADMIN
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
+    }
+}
+
+
+def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
         "description": description,
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
+    if headers:
+        response["headers"] = headers
+    return response
 
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     **PROBLEM_RESPONSES,
     401: _problem("No API key, or one that is unknown or revoked"),
     403: _problem("The key's role or binding does not allow this"),
-    429: _problem("Over the key's rate limit; `Retry-After` says when to try again"),
+    409: _problem(
+        "Conflicts with the current state, or the first request with this Idempotency-Key is "
+        "still being processed (then with `Retry-After`)",
+        RETRY_AFTER,
+    ),
+    429: _problem("Over the key's rate limit; `Retry-After` says when to try again", RETRY_AFTER),
     502: _problem("A service behind the gateway failed; `service` names it"),
-    503: _problem("A service behind the gateway is unavailable; `unavailable` names it"),
+    503: _problem(
+        "A service behind the gateway is unavailable; `unavailable` names it", RETRY_AFTER
+    ),
 }
 
 bearer = HTTPBearer(

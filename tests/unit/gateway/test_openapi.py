@@ -85,6 +85,15 @@ def test_every_changing_post_takes_an_idempotency_key(schema: dict[str, Any]) ->
         if path.startswith("/v1") and "post" in item:
             headers = {p["name"] for p in item["post"].get("parameters", []) if p["in"] == "header"}
             assert "Idempotency-Key" in headers, path
+            success = next(c for c in item["post"]["responses"] if c.startswith("2"))
+            assert "Idempotent-Replayed" in item["post"]["responses"][success]["headers"], path
+
+
+def test_answers_that_invite_a_retry_document_retry_after(schema: dict[str, Any]) -> None:
+    operation = schema["paths"]["/v1/orders"]["post"]
+    for code in ("409", "429", "503"):
+        assert "Retry-After" in operation["responses"][code]["headers"], code
+    assert "503" in schema["paths"]["/readyz"]["get"]["responses"]
 
 
 def test_examples_validate_against_their_models() -> None:
