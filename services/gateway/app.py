@@ -70,7 +70,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             authenticator=handlers.Authenticator(
                 runtime.unit_of_work, settings.api_key_cache_seconds
             ),
-            rate_limiter=handlers.RateLimiter(settings.rate_limit_for),
+            rate_limiter=handlers.RateLimiter(
+                settings.rate_limit_for, settings.failed_authentication_limit
+            ),
             idempotency=handlers.Idempotency(
                 runtime.unit_of_work, lease_seconds=lease, wait_seconds=lease
             ),

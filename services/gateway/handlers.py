@@ -172,20 +172,16 @@ class RateLimiter:
     """A token bucket per API key, in this gateway process: with several gateway replicas each
     enforces the limit on the requests it sees."""
 
-    def __init__(self, limit_for_role: Callable[[Role], RateLimit]) -> None:
+    def __init__(
+        self, limit_for_role: Callable[[Role], RateLimit], failed_authentication: RateLimit
+    ) -> None:
         self._limit_for_role = limit_for_role
+        self._failed_authentication = failed_authentication
         self._buckets: dict[str, domain.TokenBucket] = {}
 
     def check(self, principal: Principal) -> None:
         limit = principal.rate_limit or self._limit_for_role(principal.role)
-        now = time.monotonic()
-        bucket = self._buckets.get(principal.key_id)
-        if bucket is None or (bucket.rate, bucket.burst) != (
-            limit.requests_per_second,
-            limit.burst,
-        ):
-            bucket = self._buckets[principal.key_id] = domain.TokenBucket.full(limit, now)
-        wait = bucket.take(now)
+        wait = self._take(principal.key_id, limit)
         if wait:
             seconds = domain.retry_after_seconds(wait)
             raise TooManyRequests(
@@ -194,6 +190,29 @@ class RateLimiter:
                 f"retry in {seconds}s",
                 retry_after=seconds,
             )
+
+    def charge_failed_authentication(self, client: str) -> None:
+        """Requests without a valid key are limited per client address, so guessing keys (each
+        guess a database lookup) stays slow."""
+        wait = self._take(f"client:{client}", self._failed_authentication)
+        if wait:
+            seconds = domain.retry_after_seconds(wait)
+            raise TooManyRequests(
+                f"too many requests without a valid API key from {client}; retry in {seconds}s",
+                retry_after=seconds,
+            )
+
+    def _take(self, name: str, limit: RateLimit) -> float:
+        now = time.monotonic()
+        bucket = self._buckets.get(name)
+        if bucket is None or (bucket.rate, bucket.burst) != (
+            limit.requests_per_second,
+            limit.burst,
+        ):
+            if len(self._buckets) > 100_000:  # bounded: forget everyone rather than grow
+                self._buckets.clear()
+            bucket = self._buckets[name] = domain.TokenBucket.full(limit, now)
+        return bucket.take(now)
 
 
 # Idempotency

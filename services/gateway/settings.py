@@ -47,6 +47,10 @@ class GatewaySettings(ServiceSettings):
         description='Per role, as JSON: {"shop": {"requests_per_second": 200, "burst": 400}}. '
         "Roles left out keep their default.",
     )
+    failed_authentication_limit: RateLimit = Field(
+        default=RateLimit(requests_per_second=5, burst=20),
+        description="Requests without a valid API key, per client address, as JSON.",
+    )
     idempotency_retention_hours: float = Field(
         default=24.0, ge=24.0, description="How long a response is kept for replay."
     )

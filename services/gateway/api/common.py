@@ -17,7 +17,7 @@ from services.contracts.gateway import Role
 from services.gateway import domain, handlers
 from services.gateway.domain import Principal
 from services.gateway.downstream import Reply
-from services.infrastructure.errors import PROBLEM_JSON, PROBLEM_RESPONSES, Forbidden
+from services.infrastructure.errors import PROBLEM_JSON, PROBLEM_RESPONSES, Forbidden, Unauthorized
 
 SHOP, STORE, PARTNER, ADMIN = Role.SHOP, Role.STORE, Role.PARTNER, Role.ADMIN
 
@@ -71,9 +71,15 @@ async def authenticated(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     gateway = gateway_of(request)
-    principal = await gateway.authenticator.authenticate(
-        credentials.credentials if credentials else None
-    )
+    try:
+        principal = await gateway.authenticator.authenticate(
+            credentials.credentials if credentials else None
+        )
+    except Unauthorized:
+        gateway.rate_limiter.charge_failed_authentication(
+            request.client.host if request.client else "unknown"
+        )
+        raise
     gateway.rate_limiter.check(principal)
     return principal
 

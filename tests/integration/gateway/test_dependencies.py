@@ -8,9 +8,7 @@ served over real HTTP (or nothing at all, for a service that is down).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -20,18 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.gateway.app import create_app
-from services.gateway.settings import GatewaySettings
 from services.launcher.embedded import free_port
+from tests.integration.gateway.conftest import RETRIES, TIMEOUT, GatewayWith
 from tests.support.http import listening
 
 pytestmark = pytest.mark.integration
-
-ADMIN_KEY = "omr_integration_admin_key_0123456789"
-TIMEOUT = 2.0
-RETRIES = 2
-
-GatewayWith = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @dataclass
@@ -53,34 +44,6 @@ class StandIn:
     def app(self) -> Starlette:
         methods = ["GET", "POST", "PUT"]
         return Starlette(routes=[Route("/{path:path}", self.handle, methods=methods)])
-
-
-@pytest.fixture
-async def gateway_with(
-    create_service_database: Callable[[str], str],
-) -> AsyncIterator[GatewayWith]:
-    database_url = create_service_database("gateway")
-
-    @contextlib.asynccontextmanager
-    async def start(**urls: str) -> AsyncIterator[httpx.AsyncClient]:
-        settings = GatewaySettings(
-            database_url=database_url,
-            bootstrap_admin_key=ADMIN_KEY,
-            downstream_timeout_seconds=TIMEOUT,
-            downstream_retries=RETRIES,
-            log_format="console",
-            **urls,
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://gateway", headers=headers
-            ) as client:
-                yield client
-
-    return start
 
 
 def nothing_listens() -> str:
