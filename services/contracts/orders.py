@@ -208,6 +208,11 @@ class RoutingAttempt(Contract):
     explanation: str
     rejected_reason: str | None = None
     alternatives: tuple[Identifier, ...] = ()
+    stock_checked_with_inventory: bool = Field(
+        default=False,
+        description="Orders' projection of availability could not place these lines, so routing "
+        "asked inventory for the current levels and routed with those.",
+    )
 
 
 class RoutingDecision(Contract):

@@ -1,10 +1,10 @@
 """The consuming side: decode the CloudEvent, route it by type to a handler, and apply it at most
 once by recording its id in the inbox table in the same transaction as its effect.
 
-A message that can never be applied (malformed JSON, unknown type, invalid data, or a handler that
-keeps failing) is stored in `dead_letters` with the reason and acknowledged, so it never blocks its
-partition and is never silently lost. A transient failure (database or broker away) is retried
-from the same offset until it succeeds.
+A message that can never be applied (malformed JSON, unknown type, invalid data, a handler that
+says it is `Unprocessable` or keeps failing) is stored in `dead_letters` with the reason and
+acknowledged, so it never blocks its partition and is never silently lost. A transient failure
+(database, broker or another service away) is retried from the same offset until it succeeds.
 
 Every message is timed, by consumer, event type and outcome
 (`omniroute_consumer_processing_seconds`).
@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from services.contracts.base import Event
 from services.contracts.envelope import Envelope
 from services.infrastructure.database import UnitOfWork
+from services.infrastructure.errors import ServiceUnavailable
 from services.infrastructure.metrics import CONSUMER_PROCESSING, ConsumerOutcome
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,22 @@ class Delivery:
         return (self.topic, self.partition, self.offset)
 
 
+class Unprocessable(Exception):
+    """A handler's verdict that this message can never be applied (it names a location that does
+    not exist, say): it is parked in `dead_letters` at once with this reason, instead of being
+    tried `max_attempts` times while its partition waits."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors that go away by themselves: retry the same message instead of parking it."""
     if isinstance(
-        exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError
+        exc,
+        OperationalError
+        | InterfaceError
+        | ConnectionError
+        | TimeoutError
+        | OSError
+        | ServiceUnavailable,
     ):
         return True
     return bool(isinstance(exc, DBAPIError) and exc.connection_invalidated)
@@ -202,6 +215,9 @@ class Dispatcher(Generic[UoW]):
                 "transient failure on %s %s, will retry: %r", envelope.type, envelope.id, exc
             )
             return self._retry_delay
+        if isinstance(exc, Unprocessable):
+            await self._dead_letter(delivery, f"{envelope.type} cannot be applied: {exc}")
+            return None
         attempts = self._failures.get(delivery.position, 0) + 1
         self._failures[delivery.position] = attempts
         if attempts < self._max_attempts:

@@ -89,6 +89,13 @@ ROUTING_DECISIONS = Counter(
     "outcome (single location, split, none: no location can serve)",
     ["service", "trigger", "outcome"],
 )
+STOCK_CHECKS = Counter(
+    "omniroute_routing_stock_checks_total",
+    "Times routing asked inventory for current levels because its projection could not place an "
+    "order, by outcome: behind (with inventory's levels the order could be placed as asked), "
+    "short (inventory agreed: a real shortage), unavailable (inventory did not answer)",
+    ["service", "outcome"],
+)
 ORDERS_UNROUTABLE = Counter(
     "omniroute_orders_unroutable_total",
     "Orders (or their re-routed parts) no location could serve: backordered or rejected",

@@ -69,9 +69,12 @@ async def set_stock_level(body: StockLevelIn, uow: UoW) -> StockLevel:
 
 @router.get("/stock-levels", tags=["stock"])
 async def list_stock_levels(
-    uow: UoW, location_id: str | None = None, sku: str | None = None
+    uow: UoW,
+    location_id: str | None = None,
+    sku: Annotated[list[str] | None, Query(max_length=100)] = None,
 ) -> list[StockLevel]:
-    """Stock levels, filtered by location and/or sku."""
+    """Stock levels, filtered by location and/or skus (orders asks for the current levels of an
+    order's skus here when its own projection cannot place the order)."""
     async with uow:
         rows = await db.list_levels(uow.connection, location_id, sku)
         return [handlers.stock_level_view(row) for row in rows]

@@ -199,16 +199,22 @@ async def get_levels(
 
 
 async def list_levels(
-    conn: AsyncConnection, location_id: str | None, sku: str | None, limit: int = 1000
+    conn: AsyncConnection, location_id: str | None, skus: Sequence[str] | None
 ) -> Sequence[Any]:
+    """Levels at a location and/or of some skus; all of the skus' levels (every location), but
+    at most 1000 rows when no sku narrows the list."""
     conditions = []
     if location_id:
         conditions.append("s.location_id = :loc")
-    if sku:
-        conditions.append("s.sku = :sku")
+    if skus:
+        conditions.append("s.sku = ANY(:skus)")
     where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
-    query = f"SELECT {LEVEL_COLUMNS} FROM stock_levels s{where} ORDER BY s.location_id, s.sku LIMIT :limit"
-    return (await conn.execute(text(query), {"loc": location_id, "sku": sku, "limit": limit})).all()
+    limit = "" if skus else " LIMIT 1000"
+    query = (
+        f"SELECT {LEVEL_COLUMNS} FROM stock_levels s{where} ORDER BY s.location_id, s.sku{limit}"
+    )
+    params = {"loc": location_id, "skus": list(skus or ())}
+    return (await conn.execute(text(query), params)).all()
 
 
 _RESERVE = text(

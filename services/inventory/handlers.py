@@ -39,6 +39,7 @@ from services.contracts.inventory import (
 )
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import Conflict, InvalidRequest, NotFound
+from services.infrastructure.inbox import Unprocessable
 from services.infrastructure.metrics import RESERVATIONS
 from services.inventory import db, domain
 
@@ -349,7 +350,7 @@ async def restock_return(command: RestockReturn, uow: UnitOfWork) -> None:
         location = await db.get_location(conn, command.location_id)
         if location is None:
             # A return accepted at a location inventory does not know: park it for an operator.
-            raise ValueError(f"restock for unknown location {command.location_id!r}")
+            raise Unprocessable(f"restock for unknown location {command.location_id!r}")
         existing = await db.get_levels(conn, command.location_id, quantities)
         movements = []
         for sku in sorted(quantities):

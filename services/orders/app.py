@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -10,12 +12,14 @@ from services.contracts import topics
 from services.infrastructure.quote_tokens import SigningKeys
 from services.infrastructure.service import PeriodicJob, Runtime, create_service_app
 from services.orders import api, consumers, handlers, routing
+from services.orders.inventory_client import InventoryClient
 from services.orders.settings import OrdersSettings
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     settings = settings or OrdersSettings()
     runtime = Runtime.build(settings)
+    inventory = InventoryClient(settings.inventory_url, timeout=settings.inventory_timeout_seconds)
     policy = handlers.Policy(
         keys=SigningKeys.parse(settings.quote_signing_keys),
         rules=routing.RoutingRules(
@@ -25,7 +29,15 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         pickup_window=timedelta(seconds=settings.pickup_window_seconds),
         backorder=settings.backorder,
         backorder_max_wait=timedelta(seconds=settings.backorder_max_wait_seconds),
+        stock=inventory,
     )
+
+    @contextlib.asynccontextmanager
+    async def inventory_client(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await inventory.aclose()
 
     async def sweep() -> int:
         async with runtime.unit_of_work() as uow:
@@ -41,10 +53,12 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         description="Order intake, explainable routing to warehouses, stores and dropship "
         "partners, and the fulfillment saga. Internal API: the gateway fronts it. Consumes "
         "inventory.events.v1 and inventory.availability.v1; publishes orders.events.v1 and "
-        "commands on inventory.commands.v1.",
+        "commands on inventory.commands.v1. Asks inventory's API for current stock only when "
+        "its projection cannot place an order.",
         routers=[api.router],
         kafka_routers=[consumers.build_router(settings, runtime.unit_of_work, policy)],
         topics=topics.ALL_TOPICS,
+        resources=[inventory_client],
         jobs=[
             PeriodicJob("pickup-expiry", settings.expiry_sweep_interval_seconds, sweep),
             PeriodicJob("backorders", settings.backorder_retry_interval_seconds, backorders),

@@ -3,7 +3,7 @@ availability (so routing needs no call to another service)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -192,6 +192,15 @@ async def project_availability(conn: AsyncConnection, values: dict[str, Any]) ->
             where=table(AvailabilityRow).c.version < proposed.excluded.version,
         )
     )
+
+
+async def known_locations(conn: AsyncConnection, location_ids: Iterable[str]) -> set[str]:
+    """Which of `location_ids` the projection already has."""
+    rows = await conn.execute(
+        text("SELECT location_id FROM locations WHERE location_id = ANY(:ids)"),
+        {"ids": list(location_ids)},
+    )
+    return {row.location_id for row in rows}
 
 
 async def project_location(conn: AsyncConnection, values: dict[str, Any]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from services.infrastructure.settings import ServiceSettings
 
 
@@ -20,3 +22,7 @@ class OrdersSettings(ServiceSettings):
     backorder: bool = False
     backorder_retry_interval_seconds: float = 30.0
     backorder_max_wait_seconds: float = 7 * 86400
+    # Inventory is the authority on stock: when the projection cannot place an order, routing
+    # asks inventory for the current levels before it rejects (handlers/planning.py).
+    inventory_url: str = "http://127.0.0.1:8001"
+    inventory_timeout_seconds: float = Field(default=2.0, gt=0, le=30)

@@ -75,6 +75,13 @@ async def inventory(inventory_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
+async def inventory_url(inventory_app: FastAPI) -> AsyncIterator[str]:
+    """Inventory over real HTTP, as orders asks it for current stock."""
+    async with listening(inventory_app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def uow_factory(inventory_app: FastAPI) -> Callable[[], UnitOfWork]:
     runtime = inventory_app.state.runtime
     return runtime.unit_of_work  # type: ignore[no-any-return]
@@ -123,11 +130,12 @@ async def pricing(pricing_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 def orders_settings(
-    create_service_database: Callable[[str], str], kafka_bootstrap: str
+    create_service_database: Callable[[str], str], kafka_bootstrap: str, inventory_url: str
 ) -> OrdersSettings:
     return OrdersSettings(
         database_url=create_service_database("orders"),
         kafka_bootstrap_servers=kafka_bootstrap,
+        inventory_url=inventory_url,
         consumer_group=f"orders-{uuid.uuid4().hex[:6]}",
         projection_group=f"orders-projection-{uuid.uuid4().hex[:6]}",
         expiry_sweep_interval_seconds=0.2,
@@ -162,13 +170,12 @@ GATEWAY_ADMIN_KEY = "omr_integration_admin_key_0123456789"
 @pytest.fixture(scope="session")
 async def gateway_app(
     create_service_database: Callable[[str], str],
-    inventory_app: FastAPI,
+    inventory_url: str,
     pricing_app: FastAPI,
     orders_app: FastAPI,
 ) -> AsyncIterator[FastAPI]:
     """The gateway, started, in front of the services served on local ports."""
     async with (
-        listening(inventory_app) as inventory_url,
         listening(pricing_app) as pricing_url,
         listening(orders_app) as orders_url,
     ):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from services.contracts.inventory import (
+    Location,
+    StockLevel,
     StockLine,
 )
 from services.contracts.orders import (
@@ -23,9 +26,18 @@ log = logging.getLogger(__name__)
 F = FulfillmentStatus
 
 
+class StockAuthority(Protocol):
+    """Inventory, asked directly for what is in stock now (services/orders/inventory_client.py)."""
+
+    async def levels(self, skus: Sequence[str]) -> Sequence[StockLevel]: ...
+
+    async def location(self, location_id: str) -> Location | None: ...
+
+
 @dataclass(frozen=True)
 class Policy:
-    """What the saga needs beyond the database: keys to check quotes, and routing rules."""
+    """What the saga needs beyond the database: keys to check quotes, routing rules, and
+    inventory to ask when the projection cannot place an order (None: trust the projection)."""
 
     keys: SigningKeys
     rules: routing.RoutingRules
@@ -33,6 +45,7 @@ class Policy:
     pickup_window: timedelta
     backorder: bool = False
     backorder_max_wait: timedelta = timedelta(days=7)
+    stock: StockAuthority | None = None
 
 
 def now() -> datetime:

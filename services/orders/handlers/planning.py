@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 from services.contracts.inventory import (
+    Location,
+    LocationChanged,
     ReleaseStock,
     ReserveStock,
 )
@@ -18,11 +21,13 @@ from services.contracts.orders import (
     OrderStatus,
 )
 from services.infrastructure.database import UnitOfWork
-from services.infrastructure.metrics import ORDERS_UNROUTABLE, ROUTING_DECISIONS
+from services.infrastructure.errors import ServiceUnavailable
+from services.infrastructure.metrics import ORDERS_UNROUTABLE, ROUTING_DECISIONS, STOCK_CHECKS
 from services.orders import db, domain, routing
 from services.orders.handlers.common import (
     F,
     Policy,
+    StockAuthority,
     lines_of,
     now,
     today,
@@ -83,9 +88,20 @@ async def route(
         excluded=excluded,
     )
     day = today()
+    skus = list(lines)
     result = routing.route_order(
-        request, [site(r) for r in await db.sites(conn, list(lines), day)], policy.rules
+        request, [site(r) for r in await db.sites(conn, skus, day)], policy.rules
     )
+    checked = policy.stock is not None and _short(result)
+    if policy.stock is not None and checked:
+        await _refresh_from_inventory(uow, policy.stock, skus)
+        result = routing.route_order(
+            request, [site(r) for r in await db.sites(conn, skus, day)], policy.rules
+        )
+        STOCK_CHECKS.labels("orders", "short" if _short(result) else "behind").inc()
+        result = replace(
+            result, rules_applied=(*result.rules_applied, "stock checked with inventory")
+        )
     gave_up = attempt > policy.max_attempts and bool(result.fulfillments)
     if gave_up:
         result = routing.RoutingResult(
@@ -99,7 +115,13 @@ async def route(
     if not result.fulfillments and not record_failure:
         return False
     await db.save_attempt(
-        conn, order.order_id, attempt, decision(attempt, trigger, lines, excluded, result)
+        conn,
+        order.order_id,
+        attempt,
+        {
+            **decision(attempt, trigger, lines, excluded, result),
+            "stock_checked_with_inventory": checked,
+        },
     )
     for n, planned in enumerate(result.fulfillments, start=1):
         fulfillment_id = f"{order.order_id}.{attempt}.{n}"
@@ -143,6 +165,55 @@ async def route(
             )
         )
     return bool(result.fulfillments)
+
+
+def _short(result: routing.RoutingResult) -> bool:
+    """The projection could not place the order as asked: nowhere at all, or a collection only
+    by moving stock to the store. Either may be the projection being behind inventory."""
+    return not result.fulfillments or any(p.transfer for p in result.fulfillments)
+
+
+async def _refresh_from_inventory(uow: UnitOfWork, stock: StockAuthority, skus: list[str]) -> None:
+    """Bring the projection of `skus` up to inventory's current levels, and learn the locations
+    it has not seen yet. A row the projection's consumer wrote meanwhile is at least as new: the
+    version check keeps the newest, so routing again from the projection uses what inventory
+    said or something newer.
+
+    Inventory is asked inside this unit of work, so the order stays locked for one short HTTP
+    call (bounded by `inventory_timeout_seconds`); this happens only when routing from the
+    projection fell short, never on the common path. If inventory does not answer, the error
+    undoes the unit of work: a new order is answered 503 (nothing was taken, retry it), an event
+    is delivered again, so no order is rejected on a view nobody could confirm."""
+    try:
+        levels = await stock.levels(skus)
+    except ServiceUnavailable:
+        STOCK_CHECKS.labels("orders", "unavailable").inc()
+        raise
+    for level in levels:
+        await db.project_availability(
+            uow.connection,
+            {
+                "sku": level.sku,
+                "location_id": level.location_id,
+                "available": level.available,
+                "version": level.version,
+            },
+        )
+    at = {level.location_id for level in levels}
+    for location_id in sorted(at - await db.known_locations(uow.connection, at)):
+        location = await stock.location(location_id)
+        if location is not None:
+            await db.project_location(uow.connection, location_values(location))
+
+
+def location_values(location: Location | LocationChanged) -> dict[str, Any]:
+    """A location as the projection stores it, from inventory's event or its API."""
+    values = location.model_dump(mode="python", exclude={"created_at", "updated_at"})
+    values["capabilities"] = [c.value for c in location.capabilities]
+    values["type"] = location.type.value
+    if isinstance(location, Location):
+        values["changed_at"] = location.updated_at
+    return values
 
 
 def decision(

@@ -28,7 +28,14 @@ from services.orders.handlers.common import (
     now,
     order_for_event,
 )
-from services.orders.handlers.planning import reject_order, release, reroute, route, settle
+from services.orders.handlers.planning import (
+    location_values,
+    reject_order,
+    release,
+    reroute,
+    route,
+    settle,
+)
 
 # Saga: inventory's answers
 
@@ -111,10 +118,7 @@ async def project_availability(event: AvailabilityChanged, uow: UnitOfWork) -> N
 
 
 async def project_location(event: LocationChanged, uow: UnitOfWork) -> None:
-    values = event.model_dump(mode="python")
-    values["capabilities"] = [c.value for c in event.capabilities]
-    values["type"] = event.type.value
-    await db.project_location(uow.connection, values)
+    await db.project_location(uow.connection, location_values(event))
     await uow.commit()
 
 

@@ -20,12 +20,13 @@ pytestmark = pytest.mark.integration
 async def backordering_orders(
     create_service_database: Callable[[str], str],
     kafka_bootstrap: str,
-    inventory: httpx.AsyncClient,
+    inventory_url: str,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A second orders deployment with backorders on (its own database and consumer groups)."""
     settings = OrdersSettings(
         database_url=create_service_database("orders"),
         kafka_bootstrap_servers=kafka_bootstrap,
+        inventory_url=inventory_url,
         consumer_group=f"orders-bo-{uuid.uuid4().hex[:6]}",
         projection_group=f"orders-bo-projection-{uuid.uuid4().hex[:6]}",
         backorder=True,

@@ -65,7 +65,11 @@ async def test_orders_killed_mid_stream_loses_no_accepted_order(
     orders = ServiceProcess(
         "services.orders.app:app",
         free_port(),
-        {**env, "OMNIROUTE_DATABASE_URL": create_service_database("orders")},
+        {
+            **env,
+            "OMNIROUTE_DATABASE_URL": create_service_database("orders"),
+            "OMNIROUTE_INVENTORY_URL": inventory.url,
+        },
         tmp_path / "orders.log",
     )
     try:

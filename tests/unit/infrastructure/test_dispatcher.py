@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from services.contracts.inventory import ReleaseStock
-from services.infrastructure.inbox import Delivery, Dispatcher
+from services.infrastructure.errors import ServiceUnavailable
+from services.infrastructure.inbox import Delivery, Dispatcher, Unprocessable
 from tests.support.fakes import FakeUnitOfWork
 from tests.support.kafka import cloud_event, envelope_bytes
 
@@ -111,6 +112,41 @@ async def test_a_handler_that_keeps_failing_is_parked_after_its_attempts(
     assert "handler failed 3 times" in parked
     assert "unknown location" in parked
     assert store["claimed"] == set()
+
+
+async def test_a_message_its_handler_calls_unprocessable_is_parked_at_once(
+    store: dict[str, Any],
+) -> None:
+    calls = 0
+
+    async def handler(event: ReleaseStock, uow: FakeUnitOfWork) -> None:
+        nonlocal calls
+        calls += 1
+        uow.emit("half an effect")
+        raise Unprocessable("restock for unknown location 'x'")
+
+    dispatcher = make_dispatcher(store, handler)
+    message = delivery(envelope_bytes(RELEASE, event_id="e1"), offset=7)
+    await dispatcher.dispatch(message)  # no retry: the partition goes on at once
+
+    assert calls == 1
+    (parked,) = store["dead"]
+    assert "cannot be applied: restock for unknown location 'x'" in parked
+    assert store["claimed"] == set()
+    assert store["emitted"] == []  # the failed unit of work left nothing behind
+
+
+async def test_a_service_that_does_not_answer_is_a_transient_failure(
+    store: dict[str, Any],
+) -> None:
+    async def handler(event: ReleaseStock, uow: FakeUnitOfWork) -> None:
+        raise ServiceUnavailable("inventory could not be asked for current stock")
+
+    dispatcher = make_dispatcher(store, handler)
+    for _ in range(5):  # more than max_attempts: retried until the service answers
+        with pytest.raises(ServiceUnavailable):
+            await dispatcher.dispatch(delivery(envelope_bytes(RELEASE, event_id="e1")))
+    assert store == {"claimed": set(), "dead": [], "emitted": []}
 
 
 async def test_ignored_types_pass_and_projections_skip_the_inbox(store: dict[str, Any]) -> None:
