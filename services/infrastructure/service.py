@@ -47,9 +47,17 @@ class Runtime:
     engine: AsyncEngine
     broker: KafkaBroker | None
     relay: OutboxRelay | None
+    unit_of_work_class: type[UnitOfWork] = UnitOfWork
 
     @classmethod
-    def build(cls, settings: ServiceSettings, *, messaging: bool = True) -> Runtime:
+    def build(
+        cls,
+        settings: ServiceSettings,
+        *,
+        messaging: bool = True,
+        unit_of_work_class: type[UnitOfWork] = UnitOfWork,
+    ) -> Runtime:
+        """`unit_of_work_class`: a service's own unit of work, with its repositories."""
         configure_logging(settings.service_name, settings.log_level, settings.log_format)
         configure_tracing(settings.service_name)
         engine = create_engine(
@@ -58,7 +66,7 @@ class Runtime:
             max_overflow=settings.database_max_overflow,
         )
         if not messaging:
-            return cls(settings, engine, None, None)
+            return cls(settings, engine, None, None, unit_of_work_class)
         broker = create_broker(settings)
         relay = OutboxRelay(
             engine,
@@ -68,10 +76,10 @@ class Runtime:
             poll_interval=settings.outbox_poll_interval_seconds,
             retention_hours=settings.outbox_retention_hours,
         )
-        return cls(settings, engine, broker, relay)
+        return cls(settings, engine, broker, relay, unit_of_work_class)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(
+        return self.unit_of_work_class(
             self.engine,
             source=f"/omniroute/{self.settings.service_name}",
             on_commit=self.relay.wake if self.relay is not None else None,

@@ -20,10 +20,9 @@ from services.contracts.orders import (
     RoutingDecision,
     ShipIn,
 )
-from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import PROBLEM_RESPONSES
-from services.infrastructure.service import UnitOfWorkDep
 from services.orders import handlers, views
+from services.orders.repository import OrdersUnitOfWork
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
 
@@ -33,7 +32,12 @@ def policy(request: Request) -> handlers.Policy:
     return found
 
 
-UoW = UnitOfWorkDep
+def unit_of_work(request: Request) -> OrdersUnitOfWork:
+    """A fresh unit of work with orders' repositories."""
+    return request.app.state.runtime.unit_of_work()
+
+
+UoW = Annotated[OrdersUnitOfWork, Depends(unit_of_work)]
 Policy = Annotated[handlers.Policy, Depends(policy)]
 IdempotencyKey = Annotated[
     str | None,
@@ -122,7 +126,7 @@ async def partner_queue(
         )
 
 
-async def _after(fulfillment_id: str, uow: UnitOfWork) -> Fulfillment:
+async def _after(fulfillment_id: str, uow: OrdersUnitOfWork) -> Fulfillment:
     async with uow:
         return await views.fulfillment(uow.connection, fulfillment_id)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from typing import cast
 
 from fastapi import FastAPI
 
@@ -13,12 +14,14 @@ from services.infrastructure.quote_tokens import SigningKeys
 from services.infrastructure.service import PeriodicJob, Runtime, create_service_app
 from services.orders import api, consumers, handlers, routing
 from services.orders.inventory_client import InventoryClient
+from services.orders.repository import OrdersUnitOfWork
 from services.orders.settings import OrdersSettings
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     settings = settings or OrdersSettings()
-    runtime = Runtime.build(settings)
+    runtime = Runtime.build(settings, unit_of_work_class=OrdersUnitOfWork)
+    unit_of_work = cast(Callable[[], OrdersUnitOfWork], runtime.unit_of_work)
     inventory = InventoryClient(settings.inventory_url, timeout=settings.inventory_timeout_seconds)
     policy = handlers.Policy(
         keys=SigningKeys.parse(settings.quote_signing_keys),
@@ -40,11 +43,11 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
             await inventory.aclose()
 
     async def sweep() -> int:
-        async with runtime.unit_of_work() as uow:
+        async with unit_of_work() as uow:
             return await handlers.expire_overdue_pickups(uow)
 
     async def backorders() -> int:
-        async with runtime.unit_of_work() as uow:
+        async with unit_of_work() as uow:
             return await handlers.retry_backorders(uow, policy)
 
     app = create_service_app(
@@ -56,7 +59,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         "commands on inventory.commands.v1. Asks inventory's API for current stock only when "
         "its projection cannot place an order.",
         routers=[api.router],
-        kafka_routers=[consumers.build_router(settings, runtime.unit_of_work, policy)],
+        kafka_routers=[consumers.build_router(settings, unit_of_work, policy)],
         topics=topics.ALL_TOPICS,
         resources=[inventory_client],
         jobs=[

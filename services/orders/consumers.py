@@ -21,16 +21,16 @@ from services.contracts.inventory import (
     StockRestocked,
 )
 from services.infrastructure.broker import delivery_of, subscriber_options
-from services.infrastructure.database import UnitOfWork
 from services.infrastructure.inbox import Dispatcher
 from services.orders import handlers
+from services.orders.repository import OrdersUnitOfWork
 from services.orders.settings import OrdersSettings
 
 
 def build_router(
-    settings: OrdersSettings, uow_factory: Callable[[], UnitOfWork], policy: handlers.Policy
+    settings: OrdersSettings, uow_factory: Callable[[], OrdersUnitOfWork], policy: handlers.Policy
 ) -> KafkaRouter:
-    saga = Dispatcher[UnitOfWork](
+    saga = Dispatcher[OrdersUnitOfWork](
         "orders.inventory-events",
         {
             StockReserved: handlers.on_stock_reserved,
@@ -43,7 +43,7 @@ def build_router(
         ignored=[StockReleased, StockCommitted, StockRestocked],
         max_attempts=settings.consumer_max_attempts,
     )
-    projection = Dispatcher[UnitOfWork](
+    projection = Dispatcher[OrdersUnitOfWork](
         "orders.availability",
         {
             AvailabilityChanged: handlers.project_availability,

@@ -287,27 +287,11 @@ async def get_order(conn: AsyncConnection, order_id: str, *, lock: bool = False)
     return (await conn.execute(text(query), {"id": order_id})).first()
 
 
-async def set_order_status(
-    conn: AsyncConnection, order_id: str, status: str, reason: str | None = None
-) -> None:
+async def update_order(conn: AsyncConnection, order_id: str, **values: Any) -> None:
+    assignments = ", ".join(f"{column} = :{column}" for column in values)
     await conn.execute(
-        text(
-            "UPDATE orders SET status = :status, status_reason = :reason, updated_at = now()"
-            " WHERE order_id = :id"
-        ),
-        {"status": status, "reason": reason, "id": order_id},
-    )
-
-
-async def set_backordered(
-    conn: AsyncConnection, order_id: str, since: datetime | None, reason: str | None
-) -> None:
-    await conn.execute(
-        text(
-            "UPDATE orders SET backordered_at = :since, status_reason = :reason, updated_at = now()"
-            " WHERE order_id = :id"
-        ),
-        {"since": since, "reason": reason, "id": order_id},
+        text(f"UPDATE orders SET {assignments}, updated_at = now() WHERE order_id = :oid"),
+        {**values, "oid": order_id},
     )
 
 
@@ -321,21 +305,6 @@ async def backordered(conn: AsyncConnection, limit: int) -> Sequence[Any]:
     return (await conn.execute(query, {"limit": limit})).all()
 
 
-async def outstanding(conn: AsyncConnection, order_id: str) -> dict[str, int]:
-    """Units ordered that no live fulfillment covers yet."""
-    rows = await conn.execute(
-        text(
-            "SELECT l.sku, l.quantity - coalesce(sum(fl.quantity), 0) AS missing FROM order_lines l"
-            " LEFT JOIN fulfillments f ON f.order_id = l.order_id"
-            " AND f.status NOT IN ('rejected', 'cancelled', 'expired')"
-            " LEFT JOIN fulfillment_lines fl ON fl.fulfillment_id = f.fulfillment_id AND fl.sku = l.sku"
-            " WHERE l.order_id = :id GROUP BY l.sku, l.quantity ORDER BY l.sku"
-        ),
-        {"id": order_id},
-    )
-    return {row.sku: row.missing for row in rows if row.missing > 0}
-
-
 async def order_lines(conn: AsyncConnection, order_id: str, *, lock: bool = False) -> Sequence[Any]:
     query = "SELECT * FROM order_lines WHERE order_id = :id ORDER BY sku" + (
         " FOR UPDATE" if lock else ""
@@ -343,20 +312,10 @@ async def order_lines(conn: AsyncConnection, order_id: str, *, lock: bool = Fals
     return (await conn.execute(text(query), {"id": order_id})).all()
 
 
-async def add_returned(
-    conn: AsyncConnection, order_id: str, returned: dict[str, int], refund: int
-) -> None:
-    for sku, quantity in returned.items():
-        await conn.execute(
-            text(
-                "UPDATE order_lines SET returned_quantity = returned_quantity + :q"
-                " WHERE order_id = :id AND sku = :sku"
-            ),
-            {"q": quantity, "id": order_id, "sku": sku},
-        )
+async def set_returned(conn: AsyncConnection, order_id: str, sku: str, quantity: int) -> None:
     await conn.execute(
-        text("UPDATE orders SET refunded = refunded + :r, updated_at = now() WHERE order_id = :id"),
-        {"r": refund, "id": order_id},
+        text("UPDATE order_lines SET returned_quantity = :q WHERE order_id = :id AND sku = :sku"),
+        {"q": quantity, "id": order_id, "sku": sku},
     )
 
 
@@ -469,21 +428,6 @@ async def overdue_pickups(conn: AsyncConnection, now: datetime, limit: int) -> S
 
 
 # Routing decisions and returns
-
-
-async def next_attempt(conn: AsyncConnection, order_id: str) -> int:
-    query = text("SELECT coalesce(max(attempt), 0) + 1 FROM routing_attempts WHERE order_id = :id")
-    return int((await conn.execute(query, {"id": order_id})).scalar_one())
-
-
-async def save_attempt(
-    conn: AsyncConnection, order_id: str, attempt: int, decision: dict[str, Any]
-) -> None:
-    await conn.execute(
-        insert(table(RoutingAttemptRow)).values(
-            order_id=order_id, attempt=attempt, decision=decision
-        )
-    )
 
 
 async def attempts(conn: AsyncConnection, order_id: str) -> list[dict[str, Any]]:

@@ -16,17 +16,18 @@ from services.contracts.orders import (
     FulfillmentMethod,
     FulfillmentPage,
     FulfillmentStatus,
+    ItemCondition,
     Order,
     OrderLine,
     OrderStatus,
     Return,
+    ReturnLine,
     RoutingDecision,
     Totals,
 )
 from services.contracts.pricing import Channel, Money
 from services.infrastructure.errors import InvalidRequest, NotFound
 from services.orders import db
-from services.orders.handlers import return_view
 
 
 async def sites(conn: AsyncConnection, skus: list[str]) -> list[dict[str, object]]:
@@ -170,4 +171,29 @@ async def return_(conn: AsyncConnection, return_id: str) -> Return:
     row = await db.get_return(conn, return_id)
     if row is None:
         raise NotFound(f"return {return_id!r} does not exist")
-    return return_view(row, await db.get_order(conn, row.order_id))
+    order = await db.get_order(conn, row.order_id)
+    assert order is not None  # a return belongs to an order
+    return return_view(row, order.currency)
+
+
+def return_view(row: Any, currency: str) -> Return:
+    def money(amount: int) -> Money:
+        return Money(amount=amount, currency=currency)
+
+    return Return(
+        return_id=row.return_id,
+        order_id=row.order_id,
+        store_id=row.store_id,
+        refund=money(row.refund),
+        lines=tuple(
+            ReturnLine(
+                sku=line["sku"],
+                quantity=line["quantity"],
+                condition=ItemCondition(line["condition"]),
+                refund=money(line["refund"]),
+            )
+            for line in row.lines
+        ),
+        reason=row.reason,
+        created_at=row.created_at,
+    )

@@ -4,7 +4,7 @@ one unit of work and locks the order row first, so the steps of one order never 
 from services.orders.handlers.actions import accept, cancel, hand_over, mark_ready, reject, ship
 from services.orders.handlers.common import Policy
 from services.orders.handlers.intake import place_order
-from services.orders.handlers.returns import accept_return, return_view
+from services.orders.handlers.returns import accept_return
 from services.orders.handlers.saga import (
     expire_overdue_pickups,
     on_commit_rejected,
@@ -33,6 +33,5 @@ __all__ = [
     "project_location",
     "reject",
     "retry_backorders",
-    "return_view",
     "ship",
 ]

@@ -1,29 +1,23 @@
-"""What every orders use case shares: the policy, the clock, and the order lock."""
+"""What every orders use case shares: the policy, the clock, and loading an order."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from services.contracts.inventory import (
-    Location,
-    StockLevel,
-    StockLine,
-)
-from services.contracts.orders import (
-    FulfillmentStatus,
-)
-from services.infrastructure.database import UnitOfWork
-from services.infrastructure.errors import NotFound
+from services.contracts.inventory import Location, StockLevel
+from services.infrastructure.errors import Conflict, InvalidRequest, NotFound
 from services.infrastructure.quote_tokens import SigningKeys
-from services.orders import db, routing
+from services.orders import domain, routing
+from services.orders.domain import Order
+from services.orders.repository import OrdersUnitOfWork
 
 log = logging.getLogger(__name__)
-F = FulfillmentStatus
 
 
 class StockAuthority(Protocol):
@@ -60,22 +54,37 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
 
-def lines_of(quantities: dict[str, int]) -> tuple[StockLine, ...]:
-    return tuple(StockLine(sku=sku, quantity=q) for sku, q in sorted(quantities.items()))
-
-
-async def locked_order(uow: UnitOfWork, order_id: str) -> Any:
-    order = await db.get_order(uow.connection, order_id, lock=True)
+async def order_of(uow: OrdersUnitOfWork, order_id: str) -> Order:
+    order = await uow.orders.get(order_id)
     if order is None:
         raise NotFound(f"order {order_id!r} does not exist")
     return order
 
 
-async def order_for_event(uow: UnitOfWork, order_id: str, event: object) -> Any | None:
-    """The locked order an inventory event is about, or None (logged) when this service never
-    placed it: another system's order, or one from before a data reset. Such an answer is not
-    retried: nothing here could ever apply it."""
-    order = await db.get_order(uow.connection, order_id, lock=True)
+async def order_with(uow: OrdersUnitOfWork, fulfillment_id: str) -> Order:
+    order = await uow.orders.for_fulfillment(fulfillment_id)
+    if order is None:
+        raise NotFound(f"fulfillment {fulfillment_id!r} does not exist")
+    return order
+
+
+async def order_for_event(uow: OrdersUnitOfWork, order_id: str, event: object) -> Order | None:
+    """The order an inventory event is about, or None (logged) when this service never placed
+    it: another system's order, or one from before a data reset. Such an answer is not retried:
+    nothing here could ever apply it."""
+    order = await uow.orders.get(order_id)
     if order is None:
         log.warning("%s for unknown order %s ignored", type(event).__name__, order_id)
     return order
+
+
+@contextlib.contextmanager
+def as_problems() -> Iterator[None]:
+    """The order's refusals, as the client sees them: a conflict with the order as it is (409),
+    or a request for something it never had (422)."""
+    try:
+        yield
+    except domain.RuleViolation as exc:
+        raise Conflict(str(exc)) from None
+    except domain.InvalidChange as exc:
+        raise InvalidRequest(str(exc)) from None

@@ -5,35 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Literal
 
-from services.contracts.inventory import (
-    Location,
-    LocationChanged,
-    ReleaseStock,
-    ReserveStock,
-)
-from services.contracts.orders import (
-    FulfillmentAssigned,
-    FulfillmentMethod,
-    FulfillmentStatus,
-    OrderCompleted,
-    OrderConfirmed,
-    OrderRejected,
-    OrderStatus,
-)
-from services.infrastructure.database import UnitOfWork
+from services.contracts.orders import FulfillmentMethod
 from services.infrastructure.errors import ServiceUnavailable
 from services.infrastructure.metrics import ORDERS_UNROUTABLE, ROUTING_DECISIONS, STOCK_CHECKS
-from services.orders import db, domain, routing
-from services.orders.handlers.common import (
-    F,
-    Policy,
-    StockAuthority,
-    lines_of,
-    now,
-    today,
-)
-
-# Routing
+from services.orders import routing
+from services.orders.domain import Order
+from services.orders.handlers.common import Policy, StockAuthority, now, today
+from services.orders.repository import OrdersUnitOfWork
 
 # What made orders route: a new order, a fulfillment that failed (rejected by inventory or the
 # location), or backordered lines retried.
@@ -64,8 +42,8 @@ def site(row: dict[str, Any]) -> routing.Site:
 
 
 async def route(
-    uow: UnitOfWork,
-    order: Any,
+    uow: OrdersUnitOfWork,
+    order: Order,
     lines: dict[str, int],
     trigger: str,
     policy: Policy,
@@ -74,14 +52,10 @@ async def route(
     cause: RoutingCause = "placed",
 ) -> bool:
     """Plan fulfillments for `lines`, record the decision, and reserve; False if nothing can."""
-    conn = uow.connection
-    attempt = await db.next_attempt(conn, order.order_id)
-    history = await db.fulfillments_of(conn, order.order_id)
-    excluded = frozenset(f.location_id for f in history if f.status == F.REJECTED)
-    method = FulfillmentMethod(order.method)
+    excluded = order.failed_locations()
     address = order.address or {}
     request = routing.RoutingRequest(
-        method=method.value,
+        method=order.method.value,
         lines=lines,
         destination=routing.Point(address["lat"], address["lon"]) if address else None,
         store_id=order.store_id,
@@ -89,19 +63,18 @@ async def route(
     )
     day = today()
     skus = list(lines)
-    result = routing.route_order(
-        request, [site(r) for r in await db.sites(conn, skus, day)], policy.rules
-    )
+    sites = [site(r) for r in await uow.network.sites(skus, day)]
+    result = routing.route_order(request, sites, policy.rules)
     checked = policy.stock is not None and _short(result)
     if policy.stock is not None and checked:
         await _refresh_from_inventory(uow, policy.stock, skus)
-        result = routing.route_order(
-            request, [site(r) for r in await db.sites(conn, skus, day)], policy.rules
-        )
+        sites = [site(r) for r in await uow.network.sites(skus, day)]
+        result = routing.route_order(request, sites, policy.rules)
         STOCK_CHECKS.labels("orders", "short" if _short(result) else "behind").inc()
         result = replace(
             result, rules_applied=(*result.rules_applied, "stock checked with inventory")
         )
+    attempt = order.start_routing()
     gave_up = attempt > policy.max_attempts and bool(result.fulfillments)
     if gave_up:
         result = routing.RoutingResult(
@@ -113,57 +86,17 @@ async def route(
         )
     _count_decision(cause, result, gave_up)
     if not result.fulfillments and not record_failure:
+        order.attempts -= 1  # nothing is recorded: the attempt did not happen
         return False
-    await db.save_attempt(
-        conn,
-        order.order_id,
-        attempt,
+    order.record_decision(
         {
             **decision(attempt, trigger, lines, excluded, result),
             "stock_checked_with_inventory": checked,
-        },
+        }
     )
-    for n, planned in enumerate(result.fulfillments, start=1):
-        fulfillment_id = f"{order.order_id}.{attempt}.{n}"
-        await db.insert_fulfillment(
-            conn,
-            {
-                "fulfillment_id": fulfillment_id,
-                "order_id": order.order_id,
-                "location_id": planned.location_id,
-                "location_type": planned.location_type,
-                "method": planned.method,
-                "status": F.PENDING.value,
-                "attempt": attempt,
-                "pickup_store_id": planned.pickup_store_id,
-                "transfer": planned.transfer,
-                "hold_until": order.hold_until,
-            },
-            dict(planned.lines),
-        )
-        if method is FulfillmentMethod.DELIVERY or planned.transfer:
-            await db.add_load(conn, planned.location_id, day, 1)
-        uow.emit(
-            FulfillmentAssigned(
-                order_id=order.order_id,
-                fulfillment_id=fulfillment_id,
-                location_id=planned.location_id,
-                location_type=planned.location_type,
-                method=FulfillmentMethod(planned.method),
-                lines=lines_of(dict(planned.lines)),
-                attempt=attempt,
-            )
-        )
-        uow.emit(
-            ReserveStock(
-                order_id=order.order_id,
-                fulfillment_id=fulfillment_id,
-                reservation_id=fulfillment_id,
-                location_id=planned.location_id,
-                lines=lines_of(dict(planned.lines)),
-                hold_until=order.hold_until if method is FulfillmentMethod.RESERVE else None,
-            )
-        )
+    for f in order.assign(attempt, result.fulfillments):
+        if order.method is FulfillmentMethod.DELIVERY or f.transfer:
+            await uow.network.add_load(f.location_id, day, 1)
     return bool(result.fulfillments)
 
 
@@ -173,7 +106,9 @@ def _short(result: routing.RoutingResult) -> bool:
     return not result.fulfillments or any(p.transfer for p in result.fulfillments)
 
 
-async def _refresh_from_inventory(uow: UnitOfWork, stock: StockAuthority, skus: list[str]) -> None:
+async def _refresh_from_inventory(
+    uow: OrdersUnitOfWork, stock: StockAuthority, skus: list[str]
+) -> None:
     """Bring the projection of `skus` up to inventory's current levels, and learn the locations
     it has not seen yet. A row the projection's consumer wrote meanwhile is at least as new: the
     version check keeps the newest, so routing again from the projection uses what inventory
@@ -189,31 +124,12 @@ async def _refresh_from_inventory(uow: UnitOfWork, stock: StockAuthority, skus: 
     except ServiceUnavailable:
         STOCK_CHECKS.labels("orders", "unavailable").inc()
         raise
-    for level in levels:
-        await db.project_availability(
-            uow.connection,
-            {
-                "sku": level.sku,
-                "location_id": level.location_id,
-                "available": level.available,
-                "version": level.version,
-            },
-        )
+    await uow.network.update_levels(levels)
     at = {level.location_id for level in levels}
-    for location_id in sorted(at - await db.known_locations(uow.connection, at)):
+    for location_id in sorted(at - await uow.network.known_locations(at)):
         location = await stock.location(location_id)
         if location is not None:
-            await db.project_location(uow.connection, location_values(location))
-
-
-def location_values(location: Location | LocationChanged) -> dict[str, Any]:
-    """A location as the projection stores it, from inventory's event or its API."""
-    values = location.model_dump(mode="python", exclude={"created_at", "updated_at"})
-    values["capabilities"] = [c.value for c in location.capabilities]
-    values["type"] = location.type.value
-    if isinstance(location, Location):
-        values["changed_at"] = location.updated_at
-    return values
+            await uow.network.learn_location(location)
 
 
 def decision(
@@ -259,61 +175,25 @@ def decision(
     }
 
 
-async def settle(uow: UnitOfWork, order: Any) -> None:
-    """Move the order to the status its fulfillments now imply, and say so."""
-    statuses = [F(f.status) for f in await db.fulfillments_of(uow.connection, order.order_id)]
-    current = OrderStatus(order.status)
-    target = domain.status_after(statuses, FulfillmentMethod(order.method))
-    if target is None or target is current or current in domain.TERMINAL_ORDER:
+async def reroute(
+    uow: OrdersUnitOfWork, order: Order, lines: dict[str, int], trigger: str, policy: Policy
+) -> None:
+    """Plan lines that failed again, without the locations that failed them."""
+    if order.ended:
         return
-    await db.set_order_status(uow.connection, order.order_id, target.value)
-    if target is OrderStatus.COMPLETED:
-        uow.emit(OrderCompleted(order_id=order.order_id))
-    else:
-        uow.emit(OrderConfirmed(order_id=order.order_id, status=target))
-
-
-async def release(uow: UnitOfWork, order: Any, to: FulfillmentStatus, reason: str) -> None:
-    """Close every fulfillment still holding stock and give that stock back."""
-    for f in await db.fulfillments_of(uow.connection, order.order_id):
-        if F(f.status) in domain.HOLDING:
-            await db.update_fulfillment(
-                uow.connection, f.fulfillment_id, status=to.value, status_reason=reason
-            )
-            uow.emit(
-                ReleaseStock(
-                    order_id=order.order_id, reservation_id=f.fulfillment_id, reason=reason
-                )
-            )
-
-
-async def reject_order(uow: UnitOfWork, order: Any, reason: str) -> None:
-    await release(uow, order, F.CANCELLED, f"order rejected: {reason}")
-    await db.set_order_status(uow.connection, order.order_id, OrderStatus.REJECTED.value, reason)
-    uow.emit(OrderRejected(order_id=order.order_id, reason=reason))
-
-
-async def reroute(uow: UnitOfWork, order: Any, failed: Any, trigger: str, policy: Policy) -> None:
-    """Plan the failed fulfillment's lines again without the locations that failed."""
-    if OrderStatus(order.status) in domain.TERMINAL_ORDER:
-        return
-    lines = (await db.fulfillment_lines(uow.connection, [failed.fulfillment_id]))[
-        failed.fulfillment_id
-    ]
     if await route(uow, order, lines, trigger, policy, cause="reroute"):
-        await settle(uow, order)
+        order.settle()
     else:
-        attempts = await db.attempts(uow.connection, order.order_id)
-        await unplanned(uow, order, policy, attempts[-1]["rejected_reason"] or "no location left")
+        reason = order.decisions[-1]["rejected_reason"] or "no location left"
+        unplanned(order, policy, reason)
 
 
-async def unplanned(uow: UnitOfWork, order: Any, policy: Policy, reason: str) -> OrderStatus:
+def unplanned(order: Order, policy: Policy, reason: str) -> None:
     """Nothing can serve (part of) the order now: wait for stock if backorders are configured
     for deliveries, otherwise reject it and release what it holds."""
-    if policy.backorder and order.method == FulfillmentMethod.DELIVERY:
-        await db.set_backordered(uow.connection, order.order_id, now(), f"backordered: {reason}")
+    if policy.backorder and order.method is FulfillmentMethod.DELIVERY:
+        order.wait_for_stock(now(), reason)
         ORDERS_UNROUTABLE.labels("orders", "backordered").inc()
-        return OrderStatus(order.status)
-    await reject_order(uow, order, reason)
+        return
+    order.reject(reason)
     ORDERS_UNROUTABLE.labels("orders", "rejected").inc()
-    return OrderStatus.REJECTED

@@ -1,0 +1,311 @@
+"""Orders' use cases against in-memory fakes (tests/unit/orders/fakes.py): load, call the
+aggregate, save, and the messages that leave with the commit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from services.contracts.inventory import (
+    CommitStock,
+    ReleaseStock,
+    ReserveStock,
+    RestockReturn,
+    StockReservationRejected,
+    StockReserved,
+)
+from services.contracts.orders import (
+    FulfillmentStatus,
+    OrderStatus,
+    PlaceOrder,
+    RefundIssued,
+    ReturnIn,
+    ShipIn,
+)
+from services.infrastructure.errors import Conflict, InvalidRequest, ServiceUnavailable
+from services.orders import handlers, routing
+from services.orders.handlers.common import Policy
+from tests.unit.orders.fakes import (
+    KEYS,
+    FakeInventory,
+    FakeNetwork,
+    FakeOrderRepository,
+    FakeOrdersUnitOfWork,
+    FakeSite,
+    quote_token,
+)
+
+HOME = {"line1": "Damrak 1", "postal_code": "1012", "city": "Amsterdam", "country": "NL"}
+HOME_AT = {**HOME, "lat": 52.3731, "lon": 4.8922}
+
+
+@pytest.fixture
+def inventory() -> FakeInventory:
+    return FakeInventory()
+
+
+@pytest.fixture
+def policy(inventory: FakeInventory) -> Policy:
+    return Policy(
+        keys=KEYS,
+        rules=routing.RoutingRules(),
+        max_attempts=4,
+        pickup_window=timedelta(hours=72),
+        stock=inventory,
+    )
+
+
+@pytest.fixture
+def uow() -> FakeOrdersUnitOfWork:
+    network = FakeNetwork(
+        [
+            FakeSite("wh", "warehouse", 52.30, 4.80, ("ship", "returns"), priority=10),
+            FakeSite("store-ams", "store", 52.37, 4.89, priority=50),
+            FakeSite("store-utr", "store", 52.09, 5.12, priority=50),
+        ]
+    )
+    return FakeOrdersUnitOfWork(FakeOrderRepository(), network)
+
+
+def order_body(lines: dict[str, tuple[int, int]], fulfillment: dict[str, Any]) -> PlaceOrder:
+    return PlaceOrder.model_validate(
+        {
+            "quote_token": quote_token(lines),
+            "customer": {"id": "c1", "email": "ada@example.com"},
+            "fulfillment": fulfillment,
+            "lines": [{"sku": sku, "quantity": q} for sku, (q, _) in lines.items()],
+        }
+    )
+
+
+DELIVERY = {"method": "delivery", "address": HOME_AT}
+
+
+def reserved(order_id: str, f: Any) -> StockReserved:
+    return StockReserved(
+        order_id=order_id,
+        fulfillment_id=f.fulfillment_id,
+        reservation_id=f.fulfillment_id,
+        location_id=f.location_id,
+        lines=(),
+    )
+
+
+async def place(
+    uow: FakeOrdersUnitOfWork, policy: Policy, lines: dict[str, tuple[int, int]], **kw: Any
+) -> str:
+    body = order_body(lines, kw.pop("fulfillment", DELIVERY))
+    async with uow:
+        accepted = await handlers.place_order(body, kw.pop("key", None), uow, policy)
+    return accepted.order_id
+
+
+async def test_an_order_is_routed_and_asks_inventory_to_reserve(
+    uow: FakeOrdersUnitOfWork, policy: Policy, inventory: FakeInventory
+) -> None:
+    uow.network.available["TEE", "wh"] = 5
+
+    order_id = await place(uow, policy, {"TEE": (2, 1999)})
+
+    order = uow.orders.stored[order_id]
+    assert order.status is OrderStatus.PENDING
+    (fulfillment,) = order.fulfillments
+    assert (fulfillment.location_id, fulfillment.lines) == ("wh", {"TEE": 2})
+    assert uow.types() == ["OrderPlaced", "FulfillmentAssigned", "ReserveStock"]
+    reserve = uow.published[-1]
+    assert isinstance(reserve, ReserveStock)
+    assert reserve.reservation_id == fulfillment.fulfillment_id
+    assert uow.network.load == {"wh": 1}
+    assert inventory.asked == []  # the projection could place it: inventory was not asked
+
+
+async def test_stock_the_projection_does_not_show_yet_is_found_with_inventory(
+    uow: FakeOrdersUnitOfWork, policy: Policy, inventory: FakeInventory
+) -> None:
+    inventory.levels_by_key["TEE", "store-utr"] = 3  # set a moment ago
+
+    order_id = await place(uow, policy, {"TEE": (1, 1999)})
+
+    order = uow.orders.stored[order_id]
+    assert [f.location_id for f in order.fulfillments] == ["store-utr"]
+    assert inventory.asked == [["TEE"]]
+    assert uow.network.available["TEE", "store-utr"] == 3  # the projection caught up
+
+
+async def test_a_real_shortage_is_rejected_once_inventory_agrees(
+    uow: FakeOrdersUnitOfWork, policy: Policy, inventory: FakeInventory
+) -> None:
+    order_id = await place(uow, policy, {"TEE": (1, 1999)})
+
+    order = uow.orders.stored[order_id]
+    assert order.status is OrderStatus.REJECTED
+    assert inventory.asked == [["TEE"]]
+    assert uow.types() == ["OrderPlaced", "OrderRejected"]
+
+
+async def test_when_inventory_cannot_be_asked_nothing_is_taken(
+    uow: FakeOrdersUnitOfWork, policy: Policy, inventory: FakeInventory
+) -> None:
+    inventory.away = True
+    with pytest.raises(ServiceUnavailable):
+        await place(uow, policy, {"TEE": (1, 1999)})
+    assert uow.orders.stored == {}
+    assert uow.published == []
+
+
+async def test_a_repeated_key_gives_the_same_order_and_another_body_is_refused(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    uow.network.available["TEE", "wh"] = 5
+    body = order_body({"TEE": (1, 1999)}, DELIVERY)
+    async with uow:
+        first = await handlers.place_order(body, "k1", uow, policy)
+    async with uow:
+        again = await handlers.place_order(body, "k1", uow, policy)
+    assert again.order_id == first.order_id
+    assert len(uow.orders.stored) == 1
+    other = order_body({"TEE": (2, 1999)}, DELIVERY)
+    with pytest.raises(InvalidRequest, match="different order"):
+        await handlers.place_order(other, "k1", uow, policy)
+
+
+async def test_a_quote_buys_one_order(uow: FakeOrdersUnitOfWork, policy: Policy) -> None:
+    uow.network.available["TEE", "wh"] = 5
+    body = order_body({"TEE": (1, 1999)}, DELIVERY)
+    async with uow:
+        await handlers.place_order(body, None, uow, policy)
+    with pytest.raises(Conflict, match="already used"):
+        async with uow:
+            await handlers.place_order(body, None, uow, policy)
+
+
+async def test_reserved_stock_confirms_the_order_once(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    uow.network.available["TEE", "wh"] = 5
+    order_id = await place(uow, policy, {"TEE": (1, 1999)})
+    (f,) = uow.orders.stored[order_id].fulfillments
+    for _ in range(2):  # a repeated answer changes nothing
+        async with uow:
+            await handlers.on_stock_reserved(reserved(order_id, f), uow)
+            await uow.commit()
+
+    order = uow.orders.stored[order_id]
+    assert order.status is OrderStatus.CONFIRMED
+    assert order.fulfillments[0].status is FulfillmentStatus.RESERVED
+    assert uow.types().count("OrderConfirmed") == 1
+
+
+async def test_a_rejected_reservation_routes_again_without_that_location(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    uow.network.available["TEE", "wh"] = 5
+    uow.network.available["TEE", "store-ams"] = 5
+    order_id = await place(uow, policy, {"TEE": (1, 1999)})
+    (first,) = uow.orders.stored[order_id].fulfillments
+    assert first.location_id == "wh"
+
+    rejected = StockReservationRejected(
+        order_id=order_id,
+        fulfillment_id=first.fulfillment_id,
+        reservation_id=first.fulfillment_id,
+        location_id="wh",
+        reason="insufficient_stock",
+        detail="short",
+    )
+    async with uow:
+        await handlers.on_reservation_rejected(rejected, uow, policy)
+        await uow.commit()
+
+    order = uow.orders.stored[order_id]
+    assert [(f.location_id, f.status) for f in order.fulfillments] == [
+        ("wh", FulfillmentStatus.REJECTED),
+        ("store-ams", FulfillmentStatus.PENDING),
+    ]
+    assert order.attempts == 2
+
+
+async def test_a_store_reject_releases_and_routes_again(
+    uow: FakeOrdersUnitOfWork, policy: Policy, inventory: FakeInventory
+) -> None:
+    uow.network.available["TEE", "store-ams"] = 1
+    pickup = {"method": "pickup", "store_id": "store-ams"}
+    order_id = await place(uow, policy, {"TEE": (1, 1999)}, fulfillment=pickup)
+    (f,) = uow.orders.stored[order_id].fulfillments
+    uow.network.available["TEE", "store-ams"] = 0
+    uow.network.available["TEE", "wh"] = 4
+    async with uow:
+        await handlers.reject(f.fulfillment_id, "short pick", uow, policy)
+
+    order = uow.orders.stored[order_id]
+    assert order.fulfillments[0].status is FulfillmentStatus.REJECTED
+    assert order.fulfillments[1].transfer  # the warehouse sends it to the store
+    released = [m for m in uow.published if isinstance(m, ReleaseStock)]
+    assert [m.reservation_id for m in released] == [f.fulfillment_id]
+
+
+async def test_cancel_releases_everything_held_but_not_once_shipped(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    uow.network.available["TEE", "wh"] = 5
+    first = await place(uow, policy, {"TEE": (1, 1999)})
+    async with uow:
+        await handlers.cancel(first, "changed my mind", uow)
+    assert uow.orders.stored[first].status is OrderStatus.CANCELLED
+    assert isinstance(uow.published[-2], ReleaseStock)
+
+    second = await place(uow, policy, {"TEE": (1, 1999)})
+    (f,) = uow.orders.stored[second].fulfillments
+    async with uow:
+        await handlers.on_stock_reserved(reserved(second, f), uow)
+        await uow.commit()
+    async with uow:
+        await handlers.ship(f.fulfillment_id, ShipIn(carrier="PostNL", tracking_number="3S1"), uow)
+    assert uow.orders.stored[second].status is OrderStatus.COMPLETED
+    assert isinstance(uow.published[-3], CommitStock)
+    with pytest.raises(Conflict, match="already completed"):
+        async with uow:
+            await handlers.cancel(second, "too late", uow)
+
+
+async def test_a_return_refunds_what_the_units_cost(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    uow.network.available["TEE", "store-ams"] = 3
+    pickup = {"method": "pickup", "store_id": "store-ams"}
+    order_id = await place(uow, policy, {"TEE": (3, 1999)}, fulfillment=pickup)
+    (f,) = uow.orders.stored[order_id].fulfillments
+    async with uow:
+        await handlers.on_stock_reserved(reserved(order_id, f), uow)
+        await uow.commit()
+    async with uow:
+        await handlers.hand_over(f.fulfillment_id, uow)
+
+    body = ReturnIn.model_validate(
+        {
+            "order_id": order_id,
+            "store_id": "store-ams",
+            "lines": [{"sku": "TEE", "quantity": 1, "condition": "resellable"}],
+            "reason": "too small",
+        }
+    )
+    async with uow:
+        taken = await handlers.accept_return(body, "r1", uow)
+    assert taken.refund.amount == 1999
+    assert uow.orders.stored[order_id].lines["TEE"].returned_quantity == 1
+    assert uow.orders.stored[order_id].refunded == 1999
+    restock, accepted, refund = uow.published[-3:]
+    assert isinstance(restock, RestockReturn)
+    assert restock.location_id == "store-ams"
+    assert isinstance(refund, RefundIssued)
+    assert refund.amount.amount == 1999
+    assert type(accepted).__name__ == "ReturnAccepted"
+
+    too_many = body.model_copy(
+        update={"lines": (body.lines[0].model_copy(update={"quantity": 3}),)}
+    )
+    with pytest.raises(InvalidRequest, match="cannot return 3 more"):
+        async with uow:
+            await handlers.accept_return(too_many, None, uow)
