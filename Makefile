@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-kafka lint bench clean
+.PHONY: run tools test test-kafka lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Omniroute needs Python 3.11 or newer (try: make PYTHON=python3.11 ...)") if sys.version_info < (3, 11) else None'
@@ -21,12 +21,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@$(BIN)/omniroute run
 
+## tools: build what the tests run (kustomize, with Go; the first time only, about a minute)
+tools: $(STAMP)
+	@$(BIN)/python -m tests.support.tools
+
 ## test: unit and integration tests against a real PostgreSQL and Kafka-protocol broker
-test: $(STAMP)
+test: tools
 	@$(BIN)/pytest
 
 ## test-kafka: the same tests against Apache Kafka (one KRaft node; jars fetched once with Maven, Java 17+)
-test-kafka: $(STAMP)
+test-kafka: tools
 	@$(BIN)/python -m tests.support.apache_kafka -- $(BIN)/pytest
 
 ## lint: ruff, mypy and the import-linter contracts (services never import each other)
@@ -38,6 +42,7 @@ lint: $(STAMP)
 
 ## bench: throughput and latency, as ratios to ceilings measured in the same run
 bench: $(STAMP)
+	@$(BIN)/python -m tests.support.tools hey
 	@$(BIN)/python -m bench.inventory_bench
 	@$(BIN)/python -m bench.orders_bench
 	@$(BIN)/python -m bench.gateway_bench

@@ -38,6 +38,7 @@ import httpx
 
 from services.launcher import demo_data
 from services.launcher.embedded import EmbeddedKafka, EmbeddedPostgres, port_is_open
+from services.launcher.reaper import REAPER
 
 HOST = "127.0.0.1"
 QUOTE_KEYS_ENV = "OMNIROUTE_QUOTE_SIGNING_KEYS"
@@ -334,6 +335,8 @@ def start_service(
         )
     service = ServiceProcess(spec, process, log_path, offset)
     running.append(service)
+    # If the launcher is killed outright (SIGKILL, a crash), its reaper stops the service.
+    REAPER.watch(process.pid, grace=STOP_TIMEOUT_SECONDS)
     return service
 
 
@@ -379,6 +382,8 @@ def stop_services(running: list[ServiceProcess]) -> None:
             _say(f"  {service.spec.name} did not stop in {STOP_TIMEOUT_SECONDS:.0f} s; killing it")
             service.process.kill()
             service.process.wait()
+    for service in running:
+        REAPER.forget(service.process.pid)
     running.clear()
 
 

@@ -7,12 +7,15 @@ API, with ids of its own, so tests never see each other's stock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -25,9 +28,11 @@ import httpx
 import pytest
 
 from services.launcher.embedded import free_port
+from services.launcher.reaper import REAPER
 from tests.support.kafka import eventually
 
 START_TIMEOUT_SECONDS = 240.0
+STOP_TIMEOUT_SECONDS = 60.0
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -75,7 +80,10 @@ def _printed_keys(lines: list[str]) -> dict[str, str]:
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp("omniroute")
+    # Not under pytest's basetemp, which each pytest session starting makes private again: as
+    # root, PostgreSQL runs as another user, which must reach its data directory throughout.
+    data_dir = Path(tempfile.mkdtemp(prefix="omniroute-e2e-"))
+    REAPER.delete_after(data_dir)
     ports = {name: free_port() for name in ("gateway", "inventory", "pricing", "orders", "kafka")}
     admin_key = f"omr_e2e_{secrets.token_urlsafe(24)}"
     process = subprocess.Popen(
@@ -86,6 +94,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         text=True,
         start_new_session=True,
     )
+    # Should pytest die without its teardown, SIGTERM the launcher, which stops what it started.
+    REAPER.watch(process.pid, grace=STOP_TIMEOUT_SECONDS)
     output: list[str] = []
     running = threading.Event()
 
@@ -99,16 +109,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not running.wait(0.5):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            logs = "\n".join(
-                f"--- {path.name}\n" + "\n".join(path.read_text().splitlines()[-20:])
-                for path in sorted((data_dir / "logs").glob("*.log"))
-            )
-            pytest.fail("omniroute run did not start:\n" + "\n".join(output) + "\n" + logs)
     try:
+        while not running.wait(0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                _stop(process, reader)
+                logs = "\n".join(
+                    f"--- {path.name}\n" + "\n".join(path.read_text().splitlines()[-20:])
+                    for path in sorted((data_dir / "logs").glob("*.log"))
+                )
+                pytest.fail("omniroute run did not start:\n" + "\n".join(output) + "\n" + logs)
         yield Stack(
             f"http://127.0.0.1:{ports['gateway']}",
             admin_key,
@@ -117,15 +126,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             data_dir,
         )
     finally:
-        process.send_signal(signal.SIGINT)  # what Ctrl-C does: a clean, ordered stop
+        _stop(process, reader)
+        # Keep the logs with pytest's temporary files; the databases go.
+        with contextlib.suppress(OSError):
+            shutil.copytree(
+                data_dir / "logs", tmp_path_factory.mktemp("omniroute-logs"), dirs_exist_ok=True
+            )
+        shutil.rmtree(data_dir, ignore_errors=True)
+        REAPER.keep(data_dir)
+
+
+def _stop(process: subprocess.Popen[str], reader: threading.Thread) -> None:
+    """What Ctrl-C does: a clean, ordered stop of everything the launcher started. SIGKILL if it
+    hangs: its own reaper then stops its processes."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        reader.join(timeout=5)
-        if process.stdout is not None:
-            process.stdout.close()
+    REAPER.forget(process.pid)
+    reader.join(timeout=5)
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def client(stack: Stack, key: str | None) -> httpx.AsyncClient:

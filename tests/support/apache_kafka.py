@@ -16,6 +16,8 @@ Environment:
   OMNIROUTE_APACHE_KAFKA_VERSION  the Kafka release (default below)
   OMNIROUTE_APACHE_KAFKA_CACHE    where the jars are kept (default ~/.cache/omniroute); one
                                   `apache-kafka-<version>/libs` folder per version
+  MAVEN_OPTS                      e.g. `-Dmaven.repo.local=DIR`: where Maven itself keeps what it
+                                  downloads (default ~/.m2/repository)
   JAVA_HOME                       the Java (17 or newer) to run; else `java` on the PATH
 """
 
@@ -39,6 +41,7 @@ from types import FrameType, TracebackType
 from typing import IO
 
 from services.launcher.embedded import free_port, port_is_open
+from services.launcher.reaper import REAPER
 
 # The newest release with all its modules published (4.4.0 lacked kafka-tools-api when this was
 # written); keep tests/apache-kafka/pom.xml's default and log4j version in step.
@@ -298,6 +301,8 @@ class ApacheKafka:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches the command; this helper stops the broker
         )
+        # Stopped by stop(); by the reaper should this process die first.
+        REAPER.watch(self._process.pid, grace=30.0)
         try:
             self._wait_until_ready(deadline)
         except BaseException:
@@ -355,6 +360,8 @@ class ApacheKafka:
                 self._say(f"the broker did not stop in {timeout:.0f} s; killing it")
                 process.kill()
                 process.wait(10)
+        if process is not None:
+            REAPER.forget(process.pid)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -393,6 +400,9 @@ def run_command(command: Sequence[str], env: dict[str, str]) -> int:
     except FileNotFoundError:
         say(f"no such command: {command[0]}")
         return 127
+    # Should this helper be killed outright, the command gets SIGTERM (pytest then stops what it
+    # started) and the broker is stopped by the reaper.
+    REAPER.watch(process.pid, grace=90.0, group=False)
     try:
         code = process.wait()
     except KeyboardInterrupt as interrupt:
@@ -403,12 +413,14 @@ def run_command(command: Sequence[str], env: dict[str, str]) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
             code = process.wait()
+    REAPER.forget(process.pid)
     return 128 - code if code < 0 else code
 
 
 def run(command: Sequence[str]) -> int:
     """Start a broker, run `command` against it (or wait for Ctrl-C), stop it; the exit code."""
     signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGHUP, _raise_terminated)
     libs = ensure_jars()
     work_dir = Path(tempfile.mkdtemp(prefix="omniroute-apache-kafka-"))
     kafka = ApacheKafka(libs, work_dir)

@@ -1,4 +1,6 @@
-"""Services as real OS processes, for tests that kill and restart them."""
+"""Services as real OS processes, for tests that kill and restart them. Each runs in a session
+of its own, stopped by the test; if pytest dies first, its reaper (services/launcher/embedded.py)
+stops it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from services.launcher.reaper import REAPER
 
 
 class ServiceProcess:
@@ -45,7 +49,10 @@ class ServiceProcess:
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches pytest, whose teardown stops it
             )
+        REAPER.watch(self._process.pid, grace=15.0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -56,6 +63,7 @@ class ServiceProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.stop()
         raise RuntimeError(f"{self.app} not ready in {timeout}s: {self.log_tail()}")
 
     def kill(self) -> None:
@@ -63,6 +71,7 @@ class ServiceProcess:
         assert self._process is not None
         self._process.send_signal(signal.SIGKILL)
         self._process.wait(10)
+        REAPER.forget(self._process.pid)
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -72,6 +81,8 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(5)
+        if self._process is not None:
+            REAPER.forget(self._process.pid)
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -9,6 +9,13 @@ machine needs no manual step.
   generator the benchmarks use, likewise. The directory is
   `$OMNIROUTE_TOOLS_DIR`, else `$XDG_CACHE_HOME/omniroute/tools`, else
   `~/.cache/omniroute/tools`.
+
+    python -m tests.support.tools [kustomize] [hey]
+
+builds the named tools (default: the ones the test suite needs) where they are missing, saying
+so. `make test` and `make test-kafka` run it before pytest, so the minute of `go install` is a
+visible step of its own, not a test that holds up the session's event loop (its Kafka consumers
+miss their heartbeats). A test that finds a tool missing anyway builds it in a worker thread.
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
@@ -57,18 +67,32 @@ def docker_compose() -> Path:
     )
 
 
-def kustomize() -> Path:
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def quiet(message: str) -> None:
+    pass
+
+
+def kustomize(*, log: Callable[[str], None] = quiet) -> Path:
     """The pinned kustomize binary, built with `go install` on first use."""
-    return go_tool(KUSTOMIZE_MODULE, KUSTOMIZE_VERSION, "kustomize")
+    return go_tool(KUSTOMIZE_MODULE, KUSTOMIZE_VERSION, "kustomize", log=log)
 
 
-def hey() -> Path:
+def hey(*, log: Callable[[str], None] = quiet) -> Path:
     """The `hey` HTTP load generator, for the benchmarks: a Python client on the same two cores
     measures itself more than the server."""
-    return go_tool(HEY_MODULE, HEY_VERSION, "hey")
+    return go_tool(HEY_MODULE, HEY_VERSION, "hey", log=log)
 
 
-def go_tool(module: str, version: str, name: str) -> Path:
+# What `python -m tests.support.tools` builds when named; the suite needs kustomize only (`hey`
+# is for `make bench`).
+TOOLS: dict[str, Callable[..., Path]] = {"kustomize": kustomize, "hey": hey}
+SUITE_TOOLS = ("kustomize",)
+
+
+def go_tool(module: str, version: str, name: str, *, log: Callable[[str], None] = quiet) -> Path:
     """A Go program's binary, built with the machine's `go` into the tools cache on first use."""
     home = tools_dir() / f"{name}-{version}"
     binary = home / name
@@ -85,6 +109,8 @@ def go_tool(module: str, version: str, name: str) -> Path:
     # never found and two concurrent first runs do not clash.
     staging = Path(tempfile.mkdtemp(prefix=f"{home.name}.", dir=home.parent))
     staging.chmod(0o755)
+    log(f"building {name} {version} once (about a minute) into {home} …")
+    started = time.monotonic()
     try:
         result = subprocess.run(
             [go, "install", f"{module}@{version}"],
@@ -103,4 +129,24 @@ def go_tool(module: str, version: str, name: str) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    log(f"built {name} {version} in {time.monotonic() - started:.0f} s")
     return binary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    names = list(sys.argv[1:] if argv is None else argv) or list(SUITE_TOOLS)
+    unknown = [name for name in names if name not in TOOLS]
+    if unknown:
+        say(f"unknown tool {', '.join(unknown)}; known: {', '.join(TOOLS)}")
+        return 2
+    for name in names:
+        try:
+            TOOLS[name](log=say)
+        except (ToolUnavailable, subprocess.TimeoutExpired) as error:
+            say(f"{name}: {error}")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,16 @@
 """The deployment files are valid and agree with the code: docker-compose.yml passes Compose's
 own validation, the kustomize manifests build, and every Kafka topic is declared with the
-partition count and config of services/contracts/topics.py."""
+partition count and config of services/contracts/topics.py.
+
+The tests that run a binary are async and run it in a worker thread: the session's services and
+Kafka consumers share the event loop, and a test that held it for seconds (the first `go install`
+of kustomize takes a minute) would cost them their heartbeats. `make test` builds kustomize
+before pytest starts (`python -m tests.support.tools`); a test finding it missing builds it here,
+off the loop."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,7 +21,7 @@ import pytest
 import yaml
 
 from services.contracts import topics
-from tests.support.tools import docker_compose, kustomize
+from tests.support.tools import docker_compose, kustomize, say
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -32,7 +39,11 @@ CONSUMES = {
 }
 
 
-def compose_config(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+async def compose_config(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    return await asyncio.to_thread(run_compose_config, args, env)
+
+
+def run_compose_config(args: tuple[str, ...], env: dict[str, str] | None) -> dict[str, Any]:
     # Only what Compose needs from the environment, so a developer's own variables (a set
     # OTEL_EXPORTER_OTLP_ENDPOINT, say) do not change what is checked.
     clean = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
@@ -50,9 +61,13 @@ def compose_config(*args: str, env: dict[str, str] | None = None) -> dict[str, A
     return config
 
 
-def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+async def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    return await asyncio.to_thread(run_kustomize_build, directory)
+
+
+def run_kustomize_build(directory: Path) -> list[dict[str, Any]]:
     result = subprocess.run(
-        [str(kustomize()), "build", str(directory)],
+        [str(kustomize(log=say)), "build", str(directory)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -65,8 +80,8 @@ def kustomize_build(directory: Path) -> list[dict[str, Any]]:
 # docker-compose.yml
 
 
-def test_compose_file_is_valid_and_starts_everything_in_order() -> None:
-    services = compose_config()["services"]
+async def test_compose_file_is_valid_and_starts_everything_in_order() -> None:
+    services = (await compose_config())["services"]
 
     assert set(services) == {"kafka", "postgres", "migrate", *PORTS}
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -85,28 +100,28 @@ def test_compose_file_is_valid_and_starts_everything_in_order() -> None:
     assert services["migrate"]["command"][-4:] == ["inventory", "pricing", "orders", "gateway"]
 
 
-def test_compose_secrets_are_passed_through_only_when_set() -> None:
+async def test_compose_secrets_are_passed_through_only_when_set() -> None:
     # A variable without a value (null) is left out of the container: never an empty key.
-    unset = compose_config()["services"]
+    unset = (await compose_config())["services"]
     assert unset["gateway"]["environment"]["OMNIROUTE_BOOTSTRAP_ADMIN_KEY"] is None
     assert unset["pricing"]["environment"]["OMNIROUTE_QUOTE_SIGNING_KEYS"] is None
     assert unset["inventory"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] is None
 
     keys = "new:" + "n" * 32 + ",old:" + "o" * 32
     env = {"OMNIROUTE_QUOTE_SIGNING_KEYS": keys, "OMNIROUTE_BOOTSTRAP_ADMIN_KEY": "omr_admin"}
-    configured = compose_config(env=env)["services"]
+    configured = (await compose_config(env=env))["services"]
     assert configured["pricing"]["environment"]["OMNIROUTE_QUOTE_SIGNING_KEYS"] == keys
     assert configured["orders"]["environment"]["OMNIROUTE_QUOTE_SIGNING_KEYS"] == keys
     assert configured["gateway"]["environment"]["OMNIROUTE_BOOTSTRAP_ADMIN_KEY"] == "omr_admin"
 
 
-def test_compose_observability_profile_adds_collector_and_jaeger() -> None:
-    without = compose_config()["services"]
+async def test_compose_observability_profile_adds_collector_and_jaeger() -> None:
+    without = (await compose_config())["services"]
     assert "otel-collector" not in without
     assert "jaeger" not in without
 
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318"}
-    services = compose_config("--profile", "observability", env=env)["services"]
+    services = (await compose_config("--profile", "observability", env=env))["services"]
     assert {"otel-collector", "jaeger"} <= set(services)
     collector_config = ROOT / "deploy" / "compose" / "otel-collector.yaml"
     assert any(
@@ -154,8 +169,8 @@ def test_every_kafka_topic_manifest_has_the_contract_partitions_and_config() -> 
 
 @pytest.mark.timeout(900)  # the first run builds kustomize with `go install`
 @pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda path: path.name)
-def test_kustomize_builds_and_the_manifests_agree_with_the_code(directory: Path) -> None:
-    documents = kustomize_build(directory)
+async def test_kustomize_builds_and_the_manifests_agree_with_the_code(directory: Path) -> None:
+    documents = await kustomize_build(directory)
     by_kind: dict[str, dict[str, dict[str, Any]]] = {}
     for doc in documents:
         by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
