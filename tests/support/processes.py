@@ -1,5 +1,5 @@
 """Services as real OS processes, for tests that kill and restart them. Each runs in a session
-of its own, stopped by the test; if pytest dies first, its reaper (services/launcher/embedded.py)
+of its own, stopped by the test; if pytest dies first, its reaper (services/launcher/reaper.py)
 stops it."""
 
 from __future__ import annotations
