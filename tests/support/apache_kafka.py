@@ -42,6 +42,7 @@ from typing import IO
 
 from services.launcher.embedded import free_port, port_is_open
 from services.launcher.reaper import REAPER
+from tests.support import tools
 
 # The newest release with all its modules published (4.4.0 lacked kafka-tools-api when this was
 # written); keep tests/apache-kafka/pom.xml's default and log4j version in step.
@@ -76,9 +77,8 @@ def ensure_jars(
     complete = libs / ".complete"
     if complete.exists():
         return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise RuntimeError("Maven (`mvn`) is needed once to download the Apache Kafka jars")
+    # Maven is needed once, to download the jars; a root CI machine without it installs it.
+    mvn = str(tools.system_program("mvn", "maven", log=log))
     # Download next to the final folder and rename it into place, so an interrupted download is
     # never taken for a complete one.
     staging = libs.with_name(f"libs.partial-{os.getpid()}")
@@ -124,10 +124,13 @@ def ensure_jars(
 
 def java_executable() -> str:
     home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    if not java or not Path(java).exists():
-        raise RuntimeError("Java 17 or newer is needed to run Apache Kafka (set JAVA_HOME)")
-    return java
+    if home:
+        java = Path(home) / "bin" / "java"
+        if not java.exists():
+            raise RuntimeError(f"JAVA_HOME is {home}, but it has no bin/java")
+        return str(java)
+    # Java 17 or newer; Debian's default JRE is.
+    return str(tools.system_program("java", "default-jre-headless"))
 
 
 def random_cluster_id() -> str:

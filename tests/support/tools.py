@@ -92,18 +92,50 @@ TOOLS: dict[str, Callable[..., Path]] = {"kustomize": kustomize, "hey": hey}
 SUITE_TOOLS = ("kustomize",)
 
 
+def system_program(name: str, debian_package: str, *, log: Callable[[str], None] = quiet) -> Path:
+    """A program the machine should have (Go, Maven, Java): found on the PATH, or installed
+    with Debian's `apt-get` when this runs as root (a fresh CI machine or container), or a
+    message saying what to install."""
+    found = shutil.which(name)
+    if found is not None:
+        return Path(found)
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        raise ToolUnavailable(
+            f"`{name}` is not installed; install it (Debian/Ubuntu: "
+            f"`sudo apt-get install {debian_package}`)"
+        )
+    log(f"`{name}` is missing: installing Debian's {debian_package} (once) …")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in ([apt, "update", "-q"], [apt, "install", "-y", "-q", debian_package]):
+        result = subprocess.run(
+            command,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ToolUnavailable(
+                f"`{' '.join(command)}` failed (exit {result.returncode}):\n{result.stderr[-2000:]}"
+            )
+    found = shutil.which(name)
+    if found is None:
+        raise ToolUnavailable(f"installed {debian_package}, but `{name}` is still not on the PATH")
+    return Path(found)
+
+
 def go_tool(module: str, version: str, name: str, *, log: Callable[[str], None] = quiet) -> Path:
     """A Go program's binary, built with the machine's `go` into the tools cache on first use."""
     home = tools_dir() / f"{name}-{version}"
     binary = home / name
     if binary.is_file():
         return binary
-    go = shutil.which("go")
-    if go is None:
-        raise ToolUnavailable(
-            f"{name} {version} is not in {home} and there is no `go` to build it "
-            f"with; install Go, or put a {name} binary at {binary}"
-        )
+    try:
+        go = str(system_program("go", "golang-go", log=log))
+    except ToolUnavailable as exc:
+        raise ToolUnavailable(f"{exc}; or put a {name} binary at {binary}") from None
     home.parent.mkdir(parents=True, exist_ok=True)
     # Build into a private directory and rename it into place, so a half-written binary is
     # never found and two concurrent first runs do not clash.

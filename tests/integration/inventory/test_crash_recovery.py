@@ -98,7 +98,7 @@ async def test_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
             assert (level["on_hand"], level["reserved"]) == (1000, COMMANDS)
             assert (await client.get("/reconciliation")).json()["mismatches"] == []
     finally:
-        service.stop()
+        await asyncio.to_thread(service.stop)
         await events.stop()
         await producer.stop()
         await asyncio.to_thread(kafka.stop)

@@ -148,6 +148,6 @@ async def test_orders_killed_mid_stream_loses_no_accepted_order(
             assert level["reserved"] == ORDERS  # one reservation per order, none twice
             assert (await client.get(f"{inventory.url}/reconciliation")).json()["mismatches"] == []
     finally:
-        orders.stop()
-        inventory.stop()
+        await asyncio.to_thread(orders.stop)
+        await asyncio.to_thread(inventory.stop)
         await asyncio.to_thread(kafka.stop)
