@@ -9,12 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from services.contracts.inventory import AdjustmentReason
-
-EARTH_RADIUS_KM = 6371.0088
-MAX_HOLD = timedelta(days=7)
+from services.retail.geo import distance_km
+from services.retail.holds import hold_problem
 
 
 class StockRuleViolation(ValueError):
@@ -107,25 +106,8 @@ def shortages(requested: dict[str, int], levels: dict[str, Level]) -> list[Short
 
 
 def hold_is_valid(hold_until: datetime | None, now: datetime) -> str | None:
-    """None when the hold time is acceptable, otherwise why not."""
-    if hold_until is None:
-        return None
-    if hold_until.tzinfo is None:
-        return "hold_until must carry a time zone"
-    if hold_until <= now:
-        return f"hold_until {hold_until.isoformat()} is not in the future"
-    if hold_until - now > MAX_HOLD:
-        return f"hold_until may be at most {MAX_HOLD.days} days ahead"
-    return None
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance between two points, in kilometres."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi = phi2 - phi1
-    dlambda = math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+    """None when the hold time is acceptable (or there is none), otherwise why not."""
+    return None if hold_until is None else hold_problem(hold_until, now)
 
 
 @dataclass(frozen=True)
@@ -142,7 +124,7 @@ def nearest_first(
     all of them by location id."""
     if near is None:
         return [(c, None) for c in sorted(candidates, key=lambda c: c.location_id)]
-    measured = [(c, round(haversine_km(near[0], near[1], c.lat, c.lon), 3)) for c in candidates]
+    measured = [(c, round(distance_km(near[0], near[1], c.lat, c.lon), 3)) for c in candidates]
     inside = [(c, d) for c, d in measured if radius_km is None or d <= radius_km]
     return sorted(inside, key=lambda cd: (cd[1], cd[0].location_id))
 

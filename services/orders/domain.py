@@ -46,6 +46,7 @@ from services.contracts.orders import (
 )
 from services.contracts.pricing import Channel, Money
 from services.orders.routing import PlannedFulfillment
+from services.retail.refunds import RefundError, refund_of_units
 
 F = FulfillmentStatus
 O = OrderStatus  # noqa: E741 (a table reads better with one-letter names)
@@ -90,9 +91,6 @@ HOLDING = frozenset({F.PENDING, F.RESERVED, F.ACCEPTED, F.READY_FOR_PICKUP})
 
 TERMINAL_ORDER = frozenset({O.COMPLETED, O.EXPIRED, O.CANCELLED, O.REJECTED})
 
-MAX_HOLD = timedelta(days=7)
-"""The longest a click & reserve hold may last (DESIGN.md §4)."""
-
 
 class IllegalTransition(ValueError):
     """The fulfillment or order cannot take this step from where it is; the message says why."""
@@ -131,17 +129,6 @@ def status_after(
     return O.RESERVED if method is FulfillmentMethod.RESERVE else O.CONFIRMED
 
 
-def refund_for(unit_net_prices: Sequence[int], already_returned: int, quantity: int) -> int:
-    """A return pays back the next `quantity` units' net prices (most expensive first), so all
-    returns of a line together repay exactly what the line cost."""
-    if quantity < 1 or already_returned + quantity > len(unit_net_prices):
-        raise ValueError(
-            f"cannot return {quantity} more: {len(unit_net_prices)} bought, "
-            f"{already_returned} already returned"
-        )
-    return sum(unit_net_prices[already_returned : already_returned + quantity])
-
-
 def quote_mismatch(ordered: Mapping[str, int], quoted: Mapping[str, int]) -> str | None:
     """None when the order asks for exactly what was quoted; otherwise what differs."""
     if ordered == quoted:
@@ -151,15 +138,6 @@ def quote_mismatch(ordered: Mapping[str, int], quoted: Mapping[str, int]) -> str
         if ordered.get(sku, 0) != quoted.get(sku, 0):
             problems.append(f"{sku}: ordered {ordered.get(sku, 0)}, quoted {quoted.get(sku, 0)}")
     return "the lines differ from the quote (" + "; ".join(problems) + "); ask for a new quote"
-
-
-def hold_problem(hold_until: datetime, now: datetime) -> str | None:
-    """Why a click & reserve hold until then cannot be taken, or None."""
-    if hold_until <= now:
-        return "hold_until must be in the future"
-    if hold_until - now > MAX_HOLD:
-        return "hold_until may be at most 7 days ahead"
-    return None
 
 
 def stock_lines(quantities: Mapping[str, int]) -> tuple[StockLine, ...]:
@@ -596,8 +574,8 @@ class Order:
                 raise InvalidChange(f"{sku} is not part of order {self.order_id}")
             already = sold.returned_quantity + returned.get(sku, 0)
             try:
-                refund = refund_for(sold.unit_net_prices, already, quantity)
-            except ValueError as exc:
+                refund = refund_of_units(sold.unit_net_prices, already, quantity)
+            except RefundError as exc:
                 raise InvalidChange(f"{sku}: {exc}") from None
             returned[sku] = returned.get(sku, 0) + quantity
             if condition is ItemCondition.RESELLABLE:

@@ -13,7 +13,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-EARTH_RADIUS_KM = 6371.0088
+from services.retail.geo import distance_km
+
 # Combinations per split size searched exhaustively (3 of 25 sites is 2,300); beyond that a
 # greedy pick keeps routing fast at the cost of a possibly larger split.
 EXHAUSTIVE_COMBINATIONS = 2_500
@@ -124,10 +125,7 @@ class _Assessed:
 
 def haversine_km(a: Point, b: Point) -> float:
     """Great-circle distance between two points, in kilometres."""
-    phi1, phi2 = math.radians(a.lat), math.radians(b.lat)
-    dphi, dlambda = phi2 - phi1, math.radians(b.lon - a.lon)
-    h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+    return distance_km(a.lat, a.lon, b.lat, b.lon)
 
 
 def route_order(

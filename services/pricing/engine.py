@@ -126,17 +126,6 @@ def allocate(amount: int, weights: Sequence[int]) -> list[int]:
     return shares
 
 
-def refund_amount(unit_net_prices: Sequence[int], already_returned: int, quantity: int) -> int:
-    """What returning `quantity` more units pays back; all returns together repay the line total."""
-    if quantity < 1:
-        raise PricingError(f"a return needs at least 1 unit, got {quantity}")
-    if already_returned < 0 or already_returned + quantity > len(unit_net_prices):
-        sold = len(unit_net_prices)
-        left = sold - already_returned
-        raise PricingError(f"only {left} of {sold} units are left to return, not {quantity}")
-    return sum(unit_net_prices[already_returned : already_returned + quantity])
-
-
 def price_cart(
     lines: Sequence[CartLine],
     *,

@@ -12,6 +12,7 @@ from services.orders.domain import Order, OrderLine
 from services.orders.handlers.common import Policy, now, request_hash
 from services.orders.handlers.planning import route, unplanned
 from services.orders.repository import OrdersUnitOfWork
+from services.retail.holds import hold_problem
 
 
 async def place_order(
@@ -36,7 +37,7 @@ async def place_order(
         raise Conflict(f"quote {claims.quote_id} was already used by order {used}")
     fulfillment = body.fulfillment
     if fulfillment.hold_until is not None and (
-        problem := domain.hold_problem(fulfillment.hold_until, now())
+        problem := hold_problem(fulfillment.hold_until, now())
     ):
         raise InvalidRequest(problem)
 

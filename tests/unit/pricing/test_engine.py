@@ -22,8 +22,8 @@ from services.pricing.engine import (
     Promotion,
     allocate,
     price_cart,
-    refund_amount,
 )
+from services.retail.refunds import RefundError, refund_of_units
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 CHANNELS = ("web", "app", "store", "marketplace", "partner")
@@ -224,7 +224,7 @@ def test_refunds_of_every_unit_sum_to_what_was_paid(
         cuts = data.draw(st.sets(st.integers(1, line.quantity - 1))) if line.quantity > 1 else set()
         bounds = [0, *sorted(cuts), line.quantity]
         refunds = [
-            refund_amount(line.unit_net_prices, start, end - start)
+            refund_of_units(line.unit_net_prices, start, end - start)
             for start, end in itertools.pairwise(bounds)
         ]
         assert all(refund >= 0 for refund in refunds)
@@ -427,14 +427,14 @@ def test_the_free_unit_of_a_three_for_two_refunds_what_it_really_cost() -> None:
     priced = quote(cart({"SKU-A": 1, "SKU-B": 1, "SKU-C": 1}), prices, [three_for_two])
     nets = {line.sku: line.unit_net_prices for line in priced.lines}
     assert nets == {"SKU-A": (2500,), "SKU-B": (1667,), "SKU-C": (833,)}
-    assert refund_amount(nets["SKU-C"], 0, 1) == 833
+    assert refund_of_units(nets["SKU-C"], 0, 1) == 833
 
 
 def test_refunds_cannot_exceed_the_units_sold() -> None:
-    with pytest.raises(PricingError, match="only 1 of 3 units are left to return, not 2"):
-        refund_amount([500, 400, 300], 2, 2)
-    with pytest.raises(PricingError, match="at least 1 unit"):
-        refund_amount([500], 0, 0)
+    with pytest.raises(RefundError, match="only 1 of 3 units are left to give back, not 2"):
+        refund_of_units([500, 400, 300], 2, 2)
+    with pytest.raises(RefundError, match="at least 1 unit"):
+        refund_of_units([500], 0, 0)
 
 
 def test_a_channel_price_is_named_in_channel_rules() -> None:
