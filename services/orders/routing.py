@@ -12,6 +12,7 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from services.retail.geo import distance_km
 
@@ -459,3 +460,83 @@ def _and(names: Iterable[str]) -> str:
 def _num(value: float) -> str:
     """At most 3 decimals, no trailing zeros: 250.0 -> "250", 12.50 -> "12.5"."""
     return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+# Backorders: stock on its way
+
+
+@dataclass(frozen=True)
+class Supply:
+    """Stock on its way to a location (a purchase order or transfer), as much of it as can still
+    be promised."""
+
+    supply_id: str
+    location_id: str
+    sku: str
+    promisable: int
+    expected_at: datetime
+
+
+@dataclass(frozen=True)
+class BackorderPlan:
+    """Where a pre-order waits for its stock, and when that stock is expected."""
+
+    fulfillment: PlannedFulfillment
+    promised_at: datetime
+    explanation: str
+
+
+def plan_backorder(
+    request: RoutingRequest, sites: Sequence[Site], supplies: Sequence[Supply]
+) -> BackorderPlan | None:
+    """The location whose incoming stock covers every line soonest (then the nearest, then by
+    id), for an order nothing can serve now; None when nothing incoming can cover it. Deliveries
+    wait at a location that ships; collections only at their own store (no transfer promised)."""
+    wanted = _check(request, sites)
+    by_id = {site.location_id: site for site in sites}
+    if request.method == "delivery":
+        places = [
+            s
+            for s in by_id.values()
+            if "ship" in s.capabilities and s.location_id not in request.excluded
+        ]
+    else:
+        store = by_id.get(request.store_id or "")
+        places = [store] if store is not None and "pickup" in store.capabilities else []
+    origin = request.destination
+    options: list[tuple[datetime, float, str, BackorderPlan]] = []
+    for place in places:
+        ready = _covered_by(wanted, [s for s in supplies if s.location_id == place.location_id])
+        if ready is None:
+            continue
+        distance = 0.0 if origin is None else haversine_km(origin, Point(place.lat, place.lon))
+        pickup_store = None if request.method == "delivery" else request.store_id
+        planned = _planned(place, request.method, wanted, pickup_store)
+        why = (
+            f"Nothing is in stock for it now; incoming stock at {place.name or place.location_id} "
+            f"covers every line by {ready.isoformat()}."
+        )
+        options.append(
+            (ready, round(distance, 3), place.location_id, BackorderPlan(planned, ready, why))
+        )
+    if not options:
+        return None
+    return min(options, key=lambda option: option[:3])[3]
+
+
+def _covered_by(wanted: Mapping[str, int], supplies: Sequence[Supply]) -> datetime | None:
+    """When the earliest supplies cover every wanted unit, or None if they never do."""
+    ready: datetime | None = None
+    for sku, units in wanted.items():
+        left = units
+        for supply in sorted(
+            (s for s in supplies if s.sku == sku and s.promisable > 0),
+            key=lambda s: (s.expected_at, s.supply_id),
+        ):
+            left -= supply.promisable
+            if left <= 0:
+                ready = supply.expected_at if ready is None else max(ready, supply.expected_at)
+                break
+        if left > 0:
+            return None
+    return ready
