@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from services.contracts.base import Contract, Identifier
+from services.contracts.base import Contract, Identifier, Text
 from services.contracts.pricing import Channel, Currency, QuoteLineIn
 
 
@@ -26,12 +27,41 @@ class RateLimit(Contract):
     burst: int = Field(ge=1, le=1_000_000)
 
 
+_BINDING_OF_ROLE: dict[Role, str | None] = {
+    Role.SHOP: "channel",
+    Role.STORE: "store_id",
+    Role.PARTNER: "partner_id",
+    Role.ADMIN: None,
+}
+"""The one binding a key of each role has."""
+
+
+def _binding_by_role(schema: dict[str, Any]) -> None:
+    """The schema says what `ApiKeyIn._binding` enforces: per role, its binding and no other."""
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "role": {"const": role.value},
+                **{
+                    name: {"not": {"type": "null"}} if name == binding else {"type": "null"}
+                    for name in _BINDING_OF_ROLE.values()
+                    if name is not None
+                },
+            },
+            "required": [binding] if binding else [],
+        }
+        for role, binding in _BINDING_OF_ROLE.items()
+    ]
+
+
 class ApiKeyIn(Contract):
     """A new API key. Its binding follows the role: `shop` needs `channel`, `store` needs
     `store_id`, `partner` needs `partner_id`, `admin` takes none."""
 
+    model_config = ConfigDict(json_schema_extra=_binding_by_role)
+
     role: Role
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     channel: Channel | None = None
     store_id: Identifier | None = None
     partner_id: Identifier | None = None
@@ -50,14 +80,9 @@ class ApiKeyIn(Contract):
             )
             if value is not None
         }
-        needed = {
-            Role.SHOP: {"channel"},
-            Role.STORE: {"store_id"},
-            Role.PARTNER: {"partner_id"},
-            Role.ADMIN: set(),
-        }[self.role]
-        if given != needed:
-            wanted = ", ".join(sorted(needed)) or "no binding"
+        binding = _BINDING_OF_ROLE[self.role]
+        if given != ({binding} if binding else set()):
+            wanted = binding or "no binding"
             raise ValueError(f"a {self.role.value} key takes {wanted}")
         return self
 

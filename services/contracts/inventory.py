@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from services.contracts import topics
-from services.contracts.base import Contract, Event, Identifier, Sku
+from services.contracts.base import Contract, Event, Identifier, Sku, Text
 
 
 class LocationType(StrEnum):
@@ -271,17 +280,32 @@ class LocationChanged(Event):
 # HTTP API (internal; the gateway fronts it)
 
 
+def _partner_only_for_dropship(schema: dict[str, Any]) -> None:
+    """The schema says what `LocationIn._partner_only_for_dropship` enforces."""
+    schema["if"] = {"properties": {"type": {"const": LocationType.DROPSHIP.value}}}
+    schema["then"] = {
+        "properties": {"partner_id": {"not": {"type": "null"}}},
+        "required": ["partner_id"],
+    }
+    schema["else"] = {"properties": {"partner_id": {"type": "null"}}}
+
+
 class LocationIn(Contract):
-    """Create or update a location (the id is chosen by the client)."""
+    """Create or update a location (the id is chosen by the client). A dropship location names
+    its `partner_id`; no other location has one."""
+
+    model_config = ConfigDict(json_schema_extra=_partner_only_for_dropship)
 
     location_id: Identifier
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     type: LocationType
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     capabilities: tuple[Capability, ...] = ()
     priority: int = Field(default=100, ge=0, le=10_000, description="Lower routes first.")
-    ship_capacity: int = Field(default=0, ge=0, description="Parcels this location ships a day.")
+    ship_capacity: int = Field(
+        default=0, ge=0, le=1_000_000, description="Parcels this location ships a day."
+    )
     partner_id: Identifier | None = Field(
         default=None, description="The dropship partner operating this location."
     )
@@ -318,14 +342,43 @@ class StockLevel(Contract):
     updated_at: datetime
 
 
+def _sign_by_reason(schema: dict[str, Any]) -> None:
+    """The schema says what inventory's domain (`adjust`) enforces: a receipt adds, a POS sale
+    or damage removes, a count correction goes either way; never by 0."""
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "reason": {"const": AdjustmentReason.RECEIPT.value},
+                "delta": {"minimum": 1},
+            }
+        },
+        {
+            "properties": {
+                "reason": {
+                    "enum": [AdjustmentReason.POS_SALE.value, AdjustmentReason.DAMAGE.value]
+                },
+                "delta": {"maximum": -1},
+            }
+        },
+        {
+            "properties": {
+                "reason": {"const": AdjustmentReason.COUNT_CORRECTION.value},
+                "delta": {"not": {"const": 0}},
+            }
+        },
+    ]
+
+
 class StockAdjustmentIn(Contract):
     """A relative change at a location: a receipt adds, a POS sale or damage removes, a count
     correction goes either way."""
 
+    model_config = ConfigDict(json_schema_extra=_sign_by_reason)
+
     sku: Sku
     delta: int = Field(ge=-10_000_000, le=10_000_000)
     reason: AdjustmentReason
-    note: str | None = Field(default=None, max_length=500)
+    note: Text | None = Field(default=None, max_length=500)
 
 
 class StockFeedItem(Contract):
@@ -337,7 +390,9 @@ class StockFeedIn(Contract):
     """A partner's absolute stock feed. An older `sequence` than the last applied is ignored."""
 
     items: tuple[StockFeedItem, ...] = Field(max_length=10_000)
-    sequence: int = Field(ge=0)
+    sequence: int = Field(
+        ge=0, le=2**53 - 1, description="At most 2^53 - 1, which every JSON parser reads exactly."
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> StockFeedIn:
@@ -377,6 +432,72 @@ class SkuAvailability(Contract):
 
 class AvailabilityResponse(Contract):
     items: tuple[SkuAvailability, ...]
+
+
+_LAT = r"-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?)"
+_LON = r"-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?)"
+NEAR_PATTERN = f"^{_LAT},{_LON}$"
+"""`LAT,LON` in decimal degrees, on the globe: every value it matches is a point."""
+MAX_RADIUS_KM = 20_000
+
+
+def _on_the_globe(text: str) -> str:
+    if not re.fullmatch(f"{_LAT},{_LON}", text):
+        raise ValueError(
+            f"near must be LAT,LON in decimal degrees on the globe, such as 52.37,4.89; got {text!r}"
+        )
+    return text
+
+
+# The pattern is what the schema says; the validator checks the same, with a readable answer.
+Point = Annotated[
+    str, AfterValidator(_on_the_globe), WithJsonSchema({"type": "string", "pattern": NEAR_PATTERN})
+]
+
+
+class NearQuery(BaseModel):
+    """Where a shopper is, as query parameters: `near` and `radius_km`. Read from the whole
+    query string, so not a Contract (the request's other parameters are not extra fields)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {"radius_km": ["near"]}}, frozen=True
+    )
+
+    near: Point | None = Field(default=None, description="LAT,LON", examples=["52.37,4.89"])
+    radius_km: float | None = Field(default=None, gt=0, le=MAX_RADIUS_KM, examples=[50])
+
+    @model_validator(mode="after")
+    def _radius_needs_near(self) -> NearQuery:
+        if self.radius_km is not None and self.near is None:
+            raise ValueError("radius_km needs near=LAT,LON")
+        return self
+
+    @classmethod
+    def openapi_parameter(cls) -> dict[str, Any]:
+        """The pair as one OpenAPI query parameter, an object in form style, exploded (on the
+        wire still `near=..&radius_km=..`): the one way OpenAPI can say that `radius_km`
+        needs `near`."""
+        schema = cls.model_json_schema()
+        properties = {}
+        for name, field in schema["properties"].items():
+            # A query parameter is left out rather than sent as null.
+            given = next(b for b in field.get("anyOf", [field]) if b.get("type") != "null")
+            notes = {key: field[key] for key in ("description", "examples") if key in field}
+            properties[name] = {**given, **notes}
+        return {
+            "name": "nearby",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": True,
+            "description": "`near=LAT,LON` lists locations nearest first, with their distance; "
+            "`radius_km`, which needs `near`, keeps those within it.",
+            "schema": {
+                "type": "object",
+                "properties": properties,
+                "dependentRequired": schema["dependentRequired"],
+            },
+        }
 
 
 class Reservation(Contract):

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from services.contracts import topics
-from services.contracts.base import Contract, Event, Identifier, Sku
+from services.contracts.base import Contract, Event, Identifier, Instant, Sku, Text
 from services.contracts.inventory import LocationType, Quantity, StockLine
 from services.contracts.pricing import Channel, Money
 
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+# No spaces or control characters, spelled out: `\s` means more in pydantic's regex engine than
+# in JSON Schema's (U+0085), so the document would promise addresses the API refuses.
+Email = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+\.[^@\x00-\x20\x7f]+$", max_length=254
+    ),
+]
 
 
 class FulfillmentMethod(StrEnum):
@@ -59,23 +66,48 @@ class Customer(Contract):
 
 
 class Address(Contract):
-    line1: str = Field(min_length=1, max_length=200)
-    line2: str | None = Field(default=None, max_length=200)
-    postal_code: str = Field(min_length=1, max_length=20)
-    city: str = Field(min_length=1, max_length=100)
+    line1: Text = Field(min_length=1, max_length=200)
+    line2: Text | None = Field(default=None, max_length=200)
+    postal_code: Text = Field(min_length=1, max_length=20)
+    city: Text = Field(min_length=1, max_length=100)
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2.")
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
+
+
+_FIELDS_OF_METHOD: dict[FulfillmentMethod, tuple[frozenset[str], frozenset[str]]] = {
+    FulfillmentMethod.DELIVERY: (frozenset({"address"}), frozenset({"store_id", "hold_until"})),
+    FulfillmentMethod.PICKUP: (frozenset({"store_id"}), frozenset({"hold_until"})),
+    FulfillmentMethod.RESERVE: (frozenset({"store_id", "hold_until"}), frozenset()),
+}
+"""Per method, the fields a fulfillment request needs and those it may not have."""
+
+
+def _fields_by_method(schema: dict[str, Any]) -> None:
+    """The schema says what `FulfillmentRequest._fits_method` enforces, one branch per method."""
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "method": {"const": method.value},
+                **{name: {"not": {"type": "null"}} for name in sorted(needed)},
+                **{name: {"type": "null"} for name in sorted(excluded)},
+            },
+            "required": sorted(needed),
+        }
+        for method, (needed, excluded) in _FIELDS_OF_METHOD.items()
+    ]
 
 
 class FulfillmentRequest(Contract):
     """`delivery` needs an `address`; `pickup` (click & collect) and `reserve` (click & reserve)
     need a `store_id`; `reserve` also a `hold_until`, at most 7 days ahead."""
 
+    model_config = ConfigDict(json_schema_extra=_fields_by_method)
+
     method: FulfillmentMethod
     store_id: Identifier | None = None
     address: Address | None = None
-    hold_until: AwareDatetime | None = None
+    hold_until: Instant | None = None
 
     @model_validator(mode="after")
     def _fits_method(self) -> FulfillmentRequest:
@@ -222,22 +254,34 @@ class RoutingDecision(Contract):
     attempts: tuple[RoutingAttempt, ...]
 
 
+QueueCursor = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{1,16}~[A-Za-z0-9][A-Za-z0-9._\-:]{0,63}$"),
+    Field(
+        description="A place in a work queue, the `next_cursor` of a page: the page after it "
+        "starts behind that place (a creation time in microseconds since 1970, `~`, a "
+        "fulfillment id).",
+        examples=["1795256100000000~ful_8c1d2e3f4a5b6c7d8e9f"],
+    ),
+]
+
+
 class FulfillmentPage(Contract):
     items: tuple[Fulfillment, ...]
-    next_cursor: str | None
+    next_cursor: QueueCursor | None
 
 
 class ShipIn(Contract):
-    carrier: str = Field(min_length=1, max_length=100)
-    tracking_number: str = Field(min_length=1, max_length=100)
+    carrier: Text = Field(min_length=1, max_length=100)
+    tracking_number: Text = Field(min_length=1, max_length=100)
 
 
 class RejectIn(Contract):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class CancelIn(Contract):
-    reason: str = Field(default="cancelled by request", min_length=1, max_length=500)
+    reason: Text = Field(default="cancelled by request", min_length=1, max_length=500)
 
 
 class ReturnLineIn(Contract):
@@ -250,7 +294,7 @@ class ReturnIn(Contract):
     order_id: Identifier
     store_id: Identifier
     lines: tuple[ReturnLineIn, ...] = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")
     def _unique(self) -> ReturnIn:

@@ -5,12 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from services.contracts import topics
-from services.contracts.base import Contract, Event, Identifier, Sku
+from services.contracts.base import Contract, Event, Identifier, Instant, Sku, Text
 
 Currency = Annotated[
     str,
@@ -47,7 +56,9 @@ def _two_decimals(percent: float) -> float:
     return percent
 
 
-Percent = Annotated[float, Field(gt=0, le=100), AfterValidator(_two_decimals)]
+# `multiple_of` puts the rule into the schema (JSON Schema's multipleOf is decimal, like the rule);
+# pydantic's own multiple_of check forgives float noise, so `_two_decimals` stays the judge.
+Percent = Annotated[float, Field(gt=0, le=100, multiple_of=0.01), AfterValidator(_two_decimals)]
 
 
 class PercentOffParams(Contract):
@@ -89,7 +100,10 @@ class BundlePriceParams(Contract):
     amount: int = Field(gt=0, le=10**12, description="Price of one complete bundle, minor units.")
 
 
-PARAMS_BY_KIND: dict[PromotionKind, type[Contract]] = {
+PromotionParams = (
+    PercentOffParams | AmountOffParams | BuyNPayMParams | TieredParams | BundlePriceParams
+)
+PARAMS_BY_KIND: dict[PromotionKind, type[PromotionParams]] = {
     PromotionKind.PERCENT_OFF: PercentOffParams,
     PromotionKind.AMOUNT_OFF: AmountOffParams,
     PromotionKind.BUY_N_PAY_M: BuyNPayMParams,
@@ -98,12 +112,30 @@ PARAMS_BY_KIND: dict[PromotionKind, type[Contract]] = {
 }
 
 
+def _params_by_kind(schema: dict[str, Any]) -> None:
+    """The promotion's schema as the union tagged by `kind` that validation enforces: one
+    branch per kind, binding `params` to that kind's model (and, but for a bundle, distinct
+    skus). Built from PARAMS_BY_KIND, the map validation uses, so the two cannot drift."""
+    # The `params` property lists the models in the union's order; pydantic resolves the refs
+    # (placeholders at this point) wherever they end up.
+    refs = dict(
+        zip(get_args(PromotionParams), schema["properties"]["params"]["anyOf"], strict=True)
+    )
+    branches = []
+    for kind, model in PARAMS_BY_KIND.items():
+        properties: dict[str, Any] = {"kind": {"const": kind.value}, "params": dict(refs[model])}
+        if kind is not PromotionKind.BUNDLE_PRICE:
+            properties["skus"] = {"uniqueItems": True}
+        branches.append({"properties": properties})
+    schema["oneOf"] = branches
+
+
 # HTTP API (internal; the gateway fronts it)
 
 
 class _Window(Contract):
-    valid_from: AwareDatetime | None = None
-    valid_to: AwareDatetime | None = Field(default=None, description="Exclusive end.")
+    valid_from: Instant | None = None
+    valid_to: Instant | None = Field(default=None, description="Exclusive end.")
 
     @model_validator(mode="after")
     def _ordered(self) -> _Window:
@@ -133,12 +165,16 @@ class PromotionIn(_Window):
     buy_n_pay_m {buy, pay} ("3 for 2" is buy 3 pay 2), tiered {tiers[{min_quantity, percent}]},
     bundle_price {amount}. Amounts are minor units of `currency`."""
 
+    model_config = ConfigDict(json_schema_extra=_params_by_kind)
+
     promotion_id: Identifier
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     kind: PromotionKind
-    skus: tuple[Sku, ...] = Field(min_length=1, max_length=500)
+    skus: tuple[Sku, ...] = Field(
+        min_length=1, max_length=500, description="Distinct, but for a bundle."
+    )
     channels: tuple[Channel, ...] = Field(default=(), description="Empty: every channel.")
-    params: dict[str, Any]
+    params: PromotionParams = Field(description="The parameters of this `kind` of promotion.")
     priority: int = Field(default=100, ge=0, le=10_000, description="Lower is applied first.")
     exclusive: bool = Field(
         default=False, description="Exclusive: only on undiscounted units, and nothing after it."
@@ -150,11 +186,20 @@ class PromotionIn(_Window):
     )
     active: bool = True
 
+    @field_validator("params", mode="wrap")
+    @classmethod
+    def _params_of_kind(
+        cls, params: Any, _: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        # The union is tagged by a sibling field, which pydantic's discriminated unions cannot
+        # express: `kind` (validated first) picks the model.
+        kind = info.data.get("kind")
+        if kind is None:  # `kind` is missing or invalid, and its own error says so
+            return params
+        return PARAMS_BY_KIND[kind].model_validate(params)
+
     @model_validator(mode="after")
-    def _params_fit_kind(self) -> PromotionIn:
-        model = PARAMS_BY_KIND[self.kind]
-        validated = model.model_validate(self.params)
-        object.__setattr__(self, "params", validated.model_dump(mode="json"))
+    def _distinct_skus(self) -> PromotionIn:
         if self.kind is not PromotionKind.BUNDLE_PRICE and len(set(self.skus)) != len(self.skus):
             raise ValueError("skus must be distinct (only a bundle may list a sku twice)")
         return self

@@ -27,9 +27,14 @@ The front door of Omniroute for shop frontends, store staff and dropship partner
 Unknown body fields are rejected (422), malformed JSON is a 400.
 
 **Idempotency**: every `POST` that creates or changes something takes an `Idempotency-Key`
-header. The same key and body replay the first response (with `Idempotent-Replayed: true`) for
-at least 24 hours; the same key with another body is a 422; concurrent duplicates have one
-effect.
+header, a new one (a random UUID, say) for every new request. The same key and body replay the
+first response (with `Idempotent-Replayed: true`) for at least 24 hours; the same key with
+another body is a 422; concurrent duplicates have one effect.
+
+**Errors a schema cannot show**: some rules are about other values or requests (one line per
+sku, `pay` below `buy`, `valid_to` after `valid_from`, a `hold_until` within 7 days, a
+`quote_token` from pricing, a price for every sku); breaking one is a 422 whose `detail` names
+it.
 
 **Rate limits**: a token bucket per API key, sized per role; over it, a 429 with `Retry-After`.
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,23 @@ def _with_problem_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route serves at this request's path, for a 405's `Allow` (RFC 9110
+    requires it). Starlette's own 405 names only the first route that matched the path, so a
+    path with a GET and a POST route would advertise one of them."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     _with_problem_schema(app)
 
@@ -164,12 +182,19 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed"}
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail)
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; use {' or '.join(allowed)}"
         return problem(
             exc.status_code,
             {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error"),
             titles.get(exc.status_code, "HTTP error"),
-            str(exc.detail),
+            detail,
             str(request.url.path),
+            headers,
         )
 
     @app.exception_handler(ConnectionError)

@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
+from services.contracts.base import Identifier, Sku
 from services.contracts.inventory import (
     AvailabilityResponse,
     Location,
     LocationIn,
     LocationType,
+    NearQuery,
     Reconciliation,
     Reservation,
     ReservationStatus,
@@ -51,7 +53,7 @@ async def list_locations(uow: UoW, type: LocationType | None = None) -> list[Loc
 
 
 @router.get("/locations/{location_id}", tags=["locations"])
-async def get_location(location_id: str, uow: UoW) -> Location:
+async def get_location(location_id: Identifier, uow: UoW) -> Location:
     """One location."""
     async with uow:
         row = await db.get_location(uow.connection, location_id)
@@ -70,8 +72,8 @@ async def set_stock_level(body: StockLevelIn, uow: UoW) -> StockLevel:
 @router.get("/stock-levels", tags=["stock"])
 async def list_stock_levels(
     uow: UoW,
-    location_id: str | None = None,
-    sku: Annotated[list[str] | None, Query(max_length=100)] = None,
+    location_id: Identifier | None = None,
+    sku: Annotated[list[Sku] | None, Query(max_length=100)] = None,
 ) -> list[StockLevel]:
     """Stock levels, filtered by location and/or skus (orders asks for the current levels of an
     order's skus here when its own projection cannot place the order)."""
@@ -82,12 +84,17 @@ async def list_stock_levels(
 
 @router.post("/locations/{location_id}/stock-adjustments", tags=["stock"])
 async def adjust_stock(
-    location_id: str,
+    location_id: Identifier,
     body: StockAdjustmentIn,
     uow: UoW,
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", max_length=200, description="Repeat a request safely."),
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=100,
+            description="Repeat a request safely (the movement ledger keeps the key).",
+        ),
     ] = None,
 ) -> StockLevel:
     """A receipt, POS sale, count correction or damage; recorded in the movement ledger."""
@@ -96,33 +103,32 @@ async def adjust_stock(
 
 
 @router.put("/locations/{location_id}/stock-feed", tags=["stock"])
-async def put_stock_feed(location_id: str, body: StockFeedIn, uow: UoW) -> StockFeedResult:
+async def put_stock_feed(location_id: Identifier, body: StockFeedIn, uow: UoW) -> StockFeedResult:
     """A dropship partner's absolute stock feed; older sequences are ignored."""
     async with uow:
         return await handlers.apply_stock_feed(location_id, body, uow)
 
 
-@router.get("/availability", tags=["stock"])
+@router.get(
+    "/availability", tags=["stock"], openapi_extra={"parameters": [NearQuery.openapi_parameter()]}
+)
 async def availability(
     uow: UoW,
-    sku: Annotated[list[str], Query(min_length=1, max_length=100)],
-    near: Annotated[str | None, Query(description="LAT,LON", examples=["52.37,4.89"])] = None,
-    radius_km: Annotated[float | None, Query(gt=0, le=20_000)] = None,
+    sku: Annotated[list[Sku], Query(min_length=1, max_length=100)],
+    nearby: Annotated[NearQuery, Query(include_in_schema=False)],
     location_type: LocationType | None = None,
 ) -> AvailabilityResponse:
     """Available units per sku and location, nearest first when `near` is given."""
     try:
-        point = domain.parse_point(near) if near else None
+        point = domain.parse_point(nearby.near) if nearby.near else None
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
-    if radius_km is not None and point is None:
-        raise InvalidRequest("radius_km needs near=LAT,LON")
     async with uow:
-        return await handlers.get_availability(sku, point, radius_km, location_type, uow)
+        return await handlers.get_availability(sku, point, nearby.radius_km, location_type, uow)
 
 
 @router.get("/reservations/{reservation_id}", tags=["reservations"])
-async def get_reservation(reservation_id: str, uow: UoW) -> Reservation:
+async def get_reservation(reservation_id: Identifier, uow: UoW) -> Reservation:
     """One reservation with its lines."""
     async with uow:
         row = await db.get_reservation(uow.connection, reservation_id)

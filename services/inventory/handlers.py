@@ -465,7 +465,8 @@ async def adjust_stock(
         body.sku
     )
     if current is None and body.reason.value != "receipt":
-        raise NotFound(
+        # The location is there (a 404 would say it is not); its stock of this sku is not yet.
+        raise Conflict(
             f"sku {body.sku!r} has no stock level at {location_id}; only a receipt can start one"
         )
     before = db.level_of(current) if current else domain.Level(0, 0, 0)

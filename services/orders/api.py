@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
+from services.contracts.base import Identifier, Sku
 from services.contracts.orders import (
     CancelIn,
     Fulfillment,
@@ -14,6 +15,7 @@ from services.contracts.orders import (
     Order,
     OrderAccepted,
     PlaceOrder,
+    QueueCursor,
     RejectIn,
     Return,
     ReturnIn,
@@ -41,9 +43,14 @@ UoW = Annotated[OrdersUnitOfWork, Depends(unit_of_work)]
 Policy = Annotated[handlers.Policy, Depends(policy)]
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", max_length=200, description="Repeat a request safely."),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Repeat a request safely.",
+    ),
 ]
-Cursor = Annotated[str | None, Query(max_length=200)]
+Cursor = Annotated[QueueCursor | None, Query()]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
@@ -57,21 +64,21 @@ async def place_order(
 
 
 @router.get("/orders/{order_id}", tags=["orders"])
-async def get_order(order_id: str, uow: UoW) -> Order:
+async def get_order(order_id: Identifier, uow: UoW) -> Order:
     """The order with its price snapshot, fulfillments and totals."""
     async with uow:
         return await views.order(uow.connection, order_id)
 
 
 @router.get("/orders/{order_id}/routing", tags=["orders"])
-async def get_routing(order_id: str, uow: UoW) -> RoutingDecision:
+async def get_routing(order_id: Identifier, uow: UoW) -> RoutingDecision:
     """Every routing of the order: candidates, scores, rules, the chosen plan, and re-routes."""
     async with uow:
         return await views.routing_decision(uow.connection, order_id)
 
 
 @router.post("/orders/{order_id}/cancel", tags=["orders"])
-async def cancel_order(order_id: str, uow: UoW, body: CancelIn | None = None) -> Order:
+async def cancel_order(order_id: Identifier, uow: UoW, body: CancelIn | None = None) -> Order:
     """Cancel the order and release its stock (not once anything shipped or was collected)."""
     async with uow:
         await handlers.cancel(order_id, (body or CancelIn()).reason, uow)
@@ -81,7 +88,7 @@ async def cancel_order(order_id: str, uow: UoW, body: CancelIn | None = None) ->
 
 @router.get("/routing/sites", tags=["orders"])
 async def routing_sites(
-    uow: UoW, sku: Annotated[list[str], Query(min_length=1, max_length=100)]
+    uow: UoW, sku: Annotated[list[Sku], Query(min_length=1, max_length=100)]
 ) -> list[dict[str, object]]:
     """What routing sees right now: every location with its projected availability of these
     skus and the ship capacity it has left today."""
@@ -90,7 +97,7 @@ async def routing_sites(
 
 
 @router.get("/fulfillments/{fulfillment_id}", tags=["fulfillments"])
-async def get_fulfillment(fulfillment_id: str, uow: UoW) -> Fulfillment:
+async def get_fulfillment(fulfillment_id: Identifier, uow: UoW) -> Fulfillment:
     """One fulfillment."""
     async with uow:
         return await views.fulfillment(uow.connection, fulfillment_id)
@@ -98,7 +105,7 @@ async def get_fulfillment(fulfillment_id: str, uow: UoW) -> Fulfillment:
 
 @router.get("/stores/{store_id}/fulfillments", tags=["fulfillments"])
 async def store_queue(
-    store_id: str,
+    store_id: Identifier,
     uow: UoW,
     status: FulfillmentStatus | None = None,
     cursor: Cursor = None,
@@ -113,7 +120,7 @@ async def store_queue(
 
 @router.get("/partners/{partner_id}/fulfillments", tags=["fulfillments"])
 async def partner_queue(
-    partner_id: str,
+    partner_id: Identifier,
     uow: UoW,
     status: FulfillmentStatus | None = None,
     cursor: Cursor = None,
@@ -132,7 +139,7 @@ async def _after(fulfillment_id: str, uow: OrdersUnitOfWork) -> Fulfillment:
 
 
 @router.post("/fulfillments/{fulfillment_id}/ready", tags=["fulfillments"])
-async def ready(fulfillment_id: str, uow: UoW, policy: Policy) -> Fulfillment:
+async def ready(fulfillment_id: Identifier, uow: UoW, policy: Policy) -> Fulfillment:
     """Picked and waiting for the customer (click & collect, click & reserve)."""
     async with uow:
         await handlers.mark_ready(fulfillment_id, uow, policy)
@@ -140,7 +147,7 @@ async def ready(fulfillment_id: str, uow: UoW, policy: Policy) -> Fulfillment:
 
 
 @router.post("/fulfillments/{fulfillment_id}/handover", tags=["fulfillments"])
-async def handover(fulfillment_id: str, uow: UoW) -> Fulfillment:
+async def handover(fulfillment_id: Identifier, uow: UoW) -> Fulfillment:
     """Collected by the customer; the stock is committed."""
     async with uow:
         await handlers.hand_over(fulfillment_id, uow)
@@ -148,7 +155,7 @@ async def handover(fulfillment_id: str, uow: UoW) -> Fulfillment:
 
 
 @router.post("/fulfillments/{fulfillment_id}/ship", tags=["fulfillments"])
-async def ship(fulfillment_id: str, body: ShipIn, uow: UoW) -> Fulfillment:
+async def ship(fulfillment_id: Identifier, body: ShipIn, uow: UoW) -> Fulfillment:
     """Handed to a carrier; the stock is committed."""
     async with uow:
         await handlers.ship(fulfillment_id, body, uow)
@@ -156,7 +163,7 @@ async def ship(fulfillment_id: str, body: ShipIn, uow: UoW) -> Fulfillment:
 
 
 @router.post("/fulfillments/{fulfillment_id}/accept", tags=["fulfillments"])
-async def accept(fulfillment_id: str, uow: UoW) -> Fulfillment:
+async def accept(fulfillment_id: Identifier, uow: UoW) -> Fulfillment:
     """A dropship partner takes the fulfillment on."""
     async with uow:
         await handlers.accept(fulfillment_id, uow)
@@ -164,7 +171,9 @@ async def accept(fulfillment_id: str, uow: UoW) -> Fulfillment:
 
 
 @router.post("/fulfillments/{fulfillment_id}/reject", tags=["fulfillments"])
-async def reject(fulfillment_id: str, body: RejectIn, uow: UoW, policy: Policy) -> Fulfillment:
+async def reject(
+    fulfillment_id: Identifier, body: RejectIn, uow: UoW, policy: Policy
+) -> Fulfillment:
     """Cannot fulfil (short pick, partner refusal): the lines are routed again elsewhere."""
     async with uow:
         await handlers.reject(fulfillment_id, body.reason, uow, policy)
@@ -179,7 +188,7 @@ async def accept_return(body: ReturnIn, uow: UoW, idempotency_key: IdempotencyKe
 
 
 @router.get("/returns/{return_id}", tags=["returns"])
-async def get_return(return_id: str, uow: UoW) -> Return:
+async def get_return(return_id: Identifier, uow: UoW) -> Return:
     """One return."""
     async with uow:
         return await views.return_(uow.connection, return_id)

@@ -386,7 +386,7 @@ async def fulfillment_page(
     store_id: str | None = None,
     partner_id: str | None = None,
     status: str | None = None,
-    after: tuple[str, str] | None = None,
+    after: tuple[datetime, str] | None = None,
     limit: int = 50,
 ) -> Sequence[Any]:
     """A work queue, oldest first, keyset-paginated on (created_at, fulfillment_id)."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -121,18 +119,23 @@ async def fulfillment(conn: AsyncConnection, fulfillment_id: str) -> Fulfillment
     return fulfillment_view(row, lines[fulfillment_id])
 
 
-def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _encode_cursor(created_at: datetime, fulfillment_id: str) -> str:
+    """A place in a queue as `QueueCursor` spells it: every value of that pattern is a place,
+    so a client can only ever ask for the page after some point, never for an error."""
+    return f"{(created_at - _EPOCH) // _MICROSECOND}~{fulfillment_id}"
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     if cursor is None:
         return None
-    try:
-        created_at, _, fulfillment_id = (
-            base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        )
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidRequest("cursor is not one this API handed out") from None
-    if not fulfillment_id:
+    micros, _, fulfillment_id = cursor.partition("~")
+    if not (micros.isascii() and micros.isdigit() and fulfillment_id):
         raise InvalidRequest("cursor is not one this API handed out")
-    return created_at, fulfillment_id
+    return _EPOCH + int(micros) * _MICROSECOND, fulfillment_id
 
 
 async def queue(
@@ -150,6 +153,8 @@ async def queue(
         store_id=store_id,
         partner_id=partner_id,
         status=status.value if status else None,
+        # A datetime, not the str db.fulfillment_page's annotation names: asyncpg binds the
+        # timestamptz it is cast to from a datetime only (a str was a 500 on every cursor).
         after=_decode_cursor(cursor),
         limit=limit + 1,
     )
@@ -158,9 +163,7 @@ async def queue(
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = base64.urlsafe_b64encode(
-            f"{last.created_at.isoformat()}|{last.fulfillment_id}".encode()
-        ).decode()
+        next_cursor = _encode_cursor(last.created_at, last.fulfillment_id)
     return FulfillmentPage(
         items=tuple(fulfillment_view(r, lines[r.fulfillment_id]) for r in page),
         next_cursor=next_cursor,

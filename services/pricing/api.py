@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from services.contracts.base import Contract
+from services.contracts.base import Contract, Identifier, Sku
 from services.contracts.pricing import (
     Price,
     PriceIn,
@@ -42,7 +42,7 @@ async def set_price(body: PriceIn, uow: UoW) -> Price:
 
 
 @router.get("/prices", tags=["price book"])
-async def list_prices(uow: UoW, sku: str | None = None) -> list[Price]:
+async def list_prices(uow: UoW, sku: Sku | None = None) -> list[Price]:
     """Price entries, optionally of one sku."""
     async with uow:
         return [handlers.price_view(row) for row in await db.list_prices(uow.connection, sku)]
@@ -72,7 +72,7 @@ async def create_quote(body: QuoteRequest, uow: UoW, keys: Keys, request: Reques
 
 
 @router.get("/quotes/{quote_id}", tags=["quotes"])
-async def get_quote(quote_id: str, uow: UoW) -> Quote:
+async def get_quote(quote_id: Identifier, uow: UoW) -> Quote:
     """A quote as it was given."""
     async with uow:
         row = await db.get_quote(uow.connection, quote_id)

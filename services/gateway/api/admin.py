@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from services.contracts.base import Contract
+from services.contracts.base import Contract, Identifier, Sku
 from services.contracts.gateway import ApiKey, ApiKeyCreated, ApiKeyIn, ApiKeyPage
 from services.contracts.inventory import (
     Location,
@@ -18,7 +18,6 @@ from services.contracts.pricing import Price, PriceIn, Promotion, PromotionIn
 from services.gateway import domain, examples, handlers
 from services.gateway.api.common import (
     ADMIN,
-    Cursor,
     Gateway,
     IdempotencyKey,
     Limit,
@@ -175,7 +174,9 @@ async def create_api_key(
 async def list_api_keys(
     principal: Annotated[Principal, role(ADMIN, to="list API keys")],
     uow: UnitOfWorkDep,
-    cursor: Cursor = None,
+    cursor: Annotated[
+        Identifier | None, Query(description="`next_cursor` of a page: the last key id it listed.")
+    ] = None,
     limit: Limit = 50,
     include_revoked: bool = False,
 ) -> ApiKeyPage:
@@ -210,7 +211,7 @@ async def routing_sites(
     request: Request,
     principal: Annotated[Principal, role(ADMIN, to="look at routing's view of the network")],
     gateway: Gateway,
-    sku: Annotated[list[str], Query(min_length=1, max_length=100, examples=[["TEE-WHT-M"]])],
+    sku: Annotated[list[Sku], Query(min_length=1, max_length=100)],
 ) -> Response:
     """What routing sees right now: every location as orders knows it, with its projected
     availability of these skus and the ship capacity it has left today. Orders learns of

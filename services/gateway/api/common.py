@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.contracts import orders
 from services.contracts.base import Contract
 from services.contracts.gateway import Role
 from services.gateway import domain, handlers
@@ -93,10 +94,12 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=200,
         description="Repeat the request safely: the same key and body get the first response "
-        "again (kept 24 h); the same key with another body is a 422.",
-        examples=["9b2e7c1e-checkout-42"],
+        "again (kept 24 h); the same key with another body is a 422. Use a new key, such as a "
+        "random UUID, for every new request.",
     ),
 ]
+"""No example on purpose: a client that copied one would send every request with the same
+key, and every request after the first would be refused as a replay with another body."""
 PathId = Annotated[
     str,
     Path(
@@ -107,7 +110,7 @@ PathId = Annotated[
     ),
 ]
 """Ids in paths are checked before they become part of a call to the service behind."""
-Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of a page.")]
+QueueCursor = Annotated[orders.QueueCursor | None, Query()]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
+from services.contracts.base import Identifier
 from services.contracts.inventory import (
     LocationType,
     StockFeedIn,
@@ -21,11 +22,11 @@ from services.contracts.orders import (
 from services.gateway import examples
 from services.gateway.api.common import (
     PARTNER,
-    Cursor,
     Gateway,
     IdempotencyKey,
     Limit,
     PathId,
+    QueueCursor,
     fulfillment_step,
     payload,
     query,
@@ -53,7 +54,7 @@ async def partner_queue(
     principal: Annotated[Principal, role(PARTNER, to="list partner fulfillments")],
     gateway: Gateway,
     status: FulfillmentStatus | None = None,
-    cursor: Cursor = None,
+    cursor: QueueCursor = None,
     limit: Limit = 50,
 ) -> Response:
     """The fulfillments routed to this partner, oldest first."""
@@ -137,7 +138,7 @@ async def partner_stock(
     gateway: Gateway,
     body: Annotated[StockFeedIn, Body(openapi_examples=examples.request(examples.STOCK_FEED_IN))],
     location_id: Annotated[
-        str | None,
+        Identifier | None,
         Query(description="Which of the partner's locations, when it has more than one."),
     ] = None,
 ) -> Response:

@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
+from services.contracts.base import Sku
 from services.contracts.gateway import QuoteIn
 from services.contracts.inventory import (
     AvailabilityResponse,
     LocationType,
+    NearQuery,
 )
 from services.contracts.orders import (
     CancelIn,
@@ -50,19 +52,21 @@ router = APIRouter()
     tags=["stock"],
     response_model=AvailabilityResponse,
     responses={200: examples.response(examples.AVAILABILITY)},
+    openapi_extra={"parameters": [NearQuery.openapi_parameter()]},
 )
 async def availability(
     request: Request,
     principal: Annotated[Principal, role(SHOP, STORE, ADMIN, to="look up availability")],
     gateway: Gateway,
-    sku: Annotated[list[str], Query(min_length=1, max_length=100, examples=[["TEE-WHT-M"]])],
-    near: Annotated[str | None, Query(description="LAT,LON", examples=["52.37,4.90"])] = None,
-    radius_km: Annotated[float | None, Query(gt=0, le=20_000, examples=[100])] = None,
+    sku: Annotated[list[Sku], Query(min_length=1, max_length=100)],
+    nearby: Annotated[NearQuery, Query(include_in_schema=False)],
     location_type: LocationType | None = None,
 ) -> Response:
     """Available units per sku, per location, nearest first when `near` is given; store staff
     see every location."""
-    wanted = query(sku=sku, near=near, radius_km=radius_km, location_type=location_type)
+    wanted = query(
+        sku=sku, near=nearby.near, radius_km=nearby.radius_km, location_type=location_type
+    )
     reply = await gateway.inventory.call("GET", "/availability", params=wanted, safe_to_retry=True)
     return respond(reply, request)
 

@@ -25,11 +25,11 @@ from services.gateway.api.common import (
     PARTNER,
     STORE,
     Caller,
-    Cursor,
     Gateway,
     IdempotencyKey,
     Limit,
     PathId,
+    QueueCursor,
     deny_if,
     fulfillment_step,
     once,
@@ -69,7 +69,7 @@ async def store_queue(
     gateway: Gateway,
     store_id: PathId,
     status: FulfillmentStatus | None = None,
-    cursor: Cursor = None,
+    cursor: QueueCursor = None,
     limit: Limit = 50,
 ) -> Response:
     """The store's work queue, oldest first: what it ships and what is collected there."""

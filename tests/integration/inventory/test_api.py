@@ -76,7 +76,7 @@ async def test_adjustments_follow_the_sign_of_their_reason(
     url = f"/locations/{location}/stock-adjustments"
 
     not_stocked = await inventory.post(url, json={"sku": sku, "delta": -1, "reason": "pos_sale"})
-    assert_problem(not_stocked, 404, "only a receipt can start one")
+    assert_problem(not_stocked, 409, "only a receipt can start one")
 
     received = await inventory.post(url, json={"sku": sku, "delta": 5, "reason": "receipt"})
     assert received.status_code == 200, received.text

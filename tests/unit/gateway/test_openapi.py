@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -83,8 +84,15 @@ def test_every_operation_documents_its_errors_and_an_example(schema: dict[str, A
 def test_every_changing_post_takes_an_idempotency_key(schema: dict[str, Any]) -> None:
     for path, item in schema["paths"].items():
         if path.startswith("/v1") and "post" in item:
-            headers = {p["name"] for p in item["post"].get("parameters", []) if p["in"] == "header"}
+            headers = {
+                p["name"]: p for p in item["post"].get("parameters", []) if p["in"] == "header"
+            }
             assert "Idempotency-Key" in headers, path
+            # An example would be copied into every request, each then a replay of the first.
+            key = headers["Idempotency-Key"]
+            assert "example" not in key, path
+            assert "examples" not in key, path
+            assert not key["schema"].get("examples"), path
             success = next(c for c in item["post"]["responses"] if c.startswith("2"))
             assert "Idempotent-Replayed" in item["post"]["responses"][success]["headers"], path
 
@@ -123,3 +131,42 @@ def test_no_reference_dangles(schema: dict[str, Any]) -> None:
         return set()
 
     assert refs(schema) <= defined
+
+
+def test_promotion_params_are_a_union_tagged_by_kind(schema: dict[str, Any]) -> None:
+    promotion = schema["components"]["schemas"]["PromotionIn"]
+    params_of = {
+        branch["properties"]["kind"]["const"]: branch["properties"]["params"]["$ref"]
+        for branch in promotion["oneOf"]
+    }
+    assert params_of == {
+        "percent_off": "#/components/schemas/PercentOffParams",
+        "amount_off": "#/components/schemas/AmountOffParams",
+        "buy_n_pay_m": "#/components/schemas/BuyNPayMParams",
+        "tiered": "#/components/schemas/TieredParams",
+        "bundle_price": "#/components/schemas/BundlePriceParams",
+    }
+    assert set(promotion["required"]) >= {"kind", "params"}
+
+
+def test_availability_says_that_radius_km_needs_near(schema: dict[str, Any]) -> None:
+    parameters = schema["paths"]["/v1/availability"]["get"]["parameters"]
+    assert {p["name"] for p in parameters} == {"sku", "location_type", "nearby"}
+    nearby = next(p for p in parameters if p["name"] == "nearby")
+    # An exploded object in form style: on the wire still `near=LAT,LON&radius_km=R`.
+    assert (nearby["in"], nearby["style"], nearby["explode"]) == ("query", "form", True)
+    assert set(nearby["schema"]["properties"]) == {"near", "radius_km"}
+    assert nearby["schema"]["dependentRequired"] == {"radius_km": ["near"]}
+    sku = next(p for p in parameters if p["name"] == "sku")
+    assert sku["schema"]["items"]["minLength"] == 1
+
+
+async def test_a_method_a_path_does_not_take_is_a_405_naming_those_it_does(app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        answer = await client.request("TRACE", "/v1/admin/api-keys")
+    assert answer.status_code == 405
+    assert answer.headers["content-type"] == "application/problem+json"
+    # Both routes of the path, not only the first that matched it.
+    assert answer.headers["allow"] == "GET, POST"
+    assert "use GET or POST" in answer.json()["detail"]
