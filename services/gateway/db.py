@@ -42,6 +42,9 @@ class IdempotencyRecord(GatewayTable, table=True):
     __table_args__ = (Index("ix_idempotency_records_created_at", "created_at"),)
 
     key_id: str = Field(primary_key=True, max_length=64)
+    # A key is scoped to the operation it was sent with (method and path), as a client's keys
+    # are: the same key on another operation is another request, not a replay or a conflict.
+    operation: str = Field(primary_key=True, max_length=600)
     idempotency_key: str = Field(primary_key=True, max_length=200)
     fingerprint: str = Field(max_length=64)
     # Until the first attempt finishes, a duplicate waits; past `locked_until` the attempt is
@@ -106,13 +109,19 @@ async def revoke_api_key(conn: AsyncConnection, key_id: str) -> Any | None:
 
 
 async def claim_idempotency_key(
-    conn: AsyncConnection, key_id: str, idempotency_key: str, fingerprint: str, lease_seconds: float
+    conn: AsyncConnection,
+    key_id: str,
+    operation: str,
+    idempotency_key: str,
+    fingerprint: str,
+    lease_seconds: float,
 ) -> bool:
     """Start the first attempt; False if the key is already taken (the caller looks at why)."""
     statement = (
         insert(IDEMPOTENCY)
         .values(
             key_id=key_id,
+            operation=operation,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
             locked_until=text(f"now() + interval '{float(lease_seconds)} seconds'"),
@@ -123,22 +132,29 @@ async def claim_idempotency_key(
     return (await conn.execute(statement)).first() is not None
 
 
-async def idempotency_record(conn: AsyncConnection, key_id: str, idempotency_key: str) -> Any:
-    statement = select(IDEMPOTENCY).where(
-        IDEMPOTENCY.c.key_id == key_id, IDEMPOTENCY.c.idempotency_key == idempotency_key
+def _record(key_id: str, operation: str, idempotency_key: str) -> Any:
+    return (
+        (IDEMPOTENCY.c.key_id == key_id)
+        & (IDEMPOTENCY.c.operation == operation)
+        & (IDEMPOTENCY.c.idempotency_key == idempotency_key)
     )
+
+
+async def idempotency_record(
+    conn: AsyncConnection, key_id: str, operation: str, idempotency_key: str
+) -> Any:
+    statement = select(IDEMPOTENCY).where(_record(key_id, operation, idempotency_key))
     return (await conn.execute(statement)).first()
 
 
 async def take_over_abandoned(
-    conn: AsyncConnection, key_id: str, idempotency_key: str, lease_seconds: float
+    conn: AsyncConnection, key_id: str, operation: str, idempotency_key: str, lease_seconds: float
 ) -> bool:
     """Claim an attempt whose lease ran out without a response."""
     statement = (
         update(IDEMPOTENCY)
         .where(
-            IDEMPOTENCY.c.key_id == key_id,
-            IDEMPOTENCY.c.idempotency_key == idempotency_key,
+            _record(key_id, operation, idempotency_key),
             IDEMPOTENCY.c.response_status.is_(None),
             IDEMPOTENCY.c.locked_until < text("now()"),
         )
@@ -151,6 +167,7 @@ async def take_over_abandoned(
 async def complete_idempotency_key(
     conn: AsyncConnection,
     key_id: str,
+    operation: str,
     idempotency_key: str,
     status: int,
     body: bytes,
@@ -158,7 +175,7 @@ async def complete_idempotency_key(
 ) -> None:
     await conn.execute(
         update(IDEMPOTENCY)
-        .where(IDEMPOTENCY.c.key_id == key_id, IDEMPOTENCY.c.idempotency_key == idempotency_key)
+        .where(_record(key_id, operation, idempotency_key))
         .values(
             response_status=status,
             response_body=body,
@@ -168,12 +185,13 @@ async def complete_idempotency_key(
     )
 
 
-async def release_idempotency_key(conn: AsyncConnection, key_id: str, idempotency_key: str) -> None:
+async def release_idempotency_key(
+    conn: AsyncConnection, key_id: str, operation: str, idempotency_key: str
+) -> None:
     """Forget an attempt that produced no response worth replaying (the client may retry)."""
     await conn.execute(
         delete(IDEMPOTENCY).where(
-            IDEMPOTENCY.c.key_id == key_id,
-            IDEMPOTENCY.c.idempotency_key == idempotency_key,
+            _record(key_id, operation, idempotency_key),
             IDEMPOTENCY.c.response_status.is_(None),
         )
     )

@@ -174,8 +174,9 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
-def downstream_idempotency_key(key_id: str, idempotency_key: str) -> str:
-    """The key the gateway hands to orders for a client's key: the same for every retry and
-    every replica, and scoped to the API key so two clients' keys never collide."""
-    digest = hashlib.sha256(f"{key_id}\n{idempotency_key}".encode()).hexdigest()
+def downstream_idempotency_key(key_id: str, operation: str, idempotency_key: str) -> str:
+    """The key the gateway hands to a service for a client's key: the same for every retry and
+    every replica, and scoped to the API key and the operation, as the client's key is, so two
+    clients' keys, or one key on two operations, never collide."""
+    digest = hashlib.sha256(f"{key_id}\n{operation}\n{idempotency_key}".encode()).hexdigest()
     return f"gw-{digest[:40]}"

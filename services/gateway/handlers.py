@@ -198,7 +198,7 @@ class RateLimiter:
         if wait:
             seconds = domain.retry_after_seconds(wait)
             raise TooManyRequests(
-                f"too many requests without a valid API key from {client}; retry in {seconds}s",
+                f"too many requests with a key that is not valid from {client}; retry in {seconds}s",
                 retry_after=seconds,
             )
 
@@ -241,33 +241,33 @@ class Idempotency:
         self,
         principal: Principal,
         idempotency_key: str | None,
+        operation: str,
         fingerprint: str,
         action: Action,
         keep: Callable[[Reply], Reply] = lambda reply: reply,
     ) -> Reply:
-        """`keep` turns the response into what may be stored for replay (no secrets)."""
+        """`operation` (method and path) scopes the key; `keep` turns the response into what
+        may be stored for replay (no secrets)."""
         if idempotency_key is None:
             return await action(f"gw-{uuid.uuid4().hex}")
-        replay = await self._claim(principal.key_id, idempotency_key, fingerprint)
+        scope = (principal.key_id, operation, idempotency_key)
+        replay = await self._claim(scope, fingerprint)
         if replay is not None:
             return replay
         try:
-            reply = await action(
-                domain.downstream_idempotency_key(principal.key_id, idempotency_key)
-            )
+            reply = await action(domain.downstream_idempotency_key(*scope))
         except Exception:
-            await self._release(principal.key_id, idempotency_key)
+            await self._release(scope)
             raise
         async with self._unit_of_work() as uow:
             # Rate limits and failures are not the request's answer: the client may try again.
             if reply.status == 429 or reply.status >= 500:
-                await db.release_idempotency_key(uow.connection, principal.key_id, idempotency_key)
+                await db.release_idempotency_key(uow.connection, *scope)
             else:
                 kept = keep(reply)
                 await db.complete_idempotency_key(
                     uow.connection,
-                    principal.key_id,
-                    idempotency_key,
+                    *scope,
                     kept.status,
                     kept.body,
                     kept.content_type,
@@ -275,21 +275,21 @@ class Idempotency:
             await uow.commit()
         return reply
 
-    async def _claim(self, key_id: str, idempotency_key: str, fingerprint: str) -> Reply | None:
+    async def _claim(self, scope: tuple[str, str, str], fingerprint: str) -> Reply | None:
         """None once this request owns the key; the stored response if there is one."""
         deadline = time.monotonic() + self._wait_seconds
         while True:
             async with self._unit_of_work() as uow:
                 conn = uow.connection
                 claimed = await db.claim_idempotency_key(
-                    conn, key_id, idempotency_key, fingerprint, self._lease_seconds
+                    conn, *scope, fingerprint, self._lease_seconds
                 )
                 if not claimed:
-                    record = await db.idempotency_record(conn, key_id, idempotency_key)
+                    record = await db.idempotency_record(conn, *scope)
                     if record is not None and record.fingerprint != fingerprint:
                         raise InvalidRequest(
-                            "this Idempotency-Key was already used for a different request "
-                            "(another path or body); use a new key for a new request",
+                            "this Idempotency-Key was already used for this operation with a "
+                            "different body; use a new key for a new request",
                         )
                     if record is not None and record.response_status is not None:
                         return Reply(
@@ -299,9 +299,7 @@ class Idempotency:
                             replayed=True,
                         )
                     if record is not None:
-                        claimed = await db.take_over_abandoned(
-                            conn, key_id, idempotency_key, self._lease_seconds
-                        )
+                        claimed = await db.take_over_abandoned(conn, *scope, self._lease_seconds)
                 await uow.commit()
             if claimed:
                 return None
@@ -313,13 +311,13 @@ class Idempotency:
                 )
             await asyncio.sleep(0.05)
 
-    async def _release(self, key_id: str, idempotency_key: str) -> None:
+    async def _release(self, scope: tuple[str, str, str]) -> None:
         try:
             async with self._unit_of_work() as uow:
-                await db.release_idempotency_key(uow.connection, key_id, idempotency_key)
+                await db.release_idempotency_key(uow.connection, *scope)
                 await uow.commit()
         except Exception:  # the lease runs out instead, and a retry takes over
-            log.exception("could not release idempotency key of %s", key_id)
+            log.exception("could not release idempotency key of %s", scope[0])
 
 
 async def purge_idempotency_records(uow: UnitOfWork, retention_hours: float) -> int:

@@ -49,7 +49,7 @@ class GatewaySettings(ServiceSettings):
     )
     failed_authentication_limit: RateLimit = Field(
         default=RateLimit(requests_per_second=5, burst=20),
-        description="Requests without a valid API key, per client address, as JSON.",
+        description="Requests with an API key that is not valid, per client address, as JSON.",
     )
     idempotency_retention_hours: float = Field(
         default=24.0, ge=24.0, description="How long a response is kept for replay."

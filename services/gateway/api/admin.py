@@ -160,7 +160,12 @@ async def create_api_key(
 
     fingerprint = domain.request_fingerprint(request.method, request.url.path, data)
     reply = await gateway.idempotency.run(
-        principal, idempotency_key, fingerprint, create, keep=handlers.without_secret
+        principal,
+        idempotency_key,
+        f"{request.method} {request.url.path}",
+        fingerprint,
+        create,
+        keep=handlers.without_secret,
     )
     return respond(reply, request)
 

@@ -77,9 +77,12 @@ async def authenticated(
             credentials.credentials if credentials else None
         )
     except Unauthorized:
-        gateway.rate_limiter.charge_failed_authentication(
-            request.client.host if request.client else "unknown"
-        )
+        # Only a key that was tried counts: each costs a database lookup, and slowing them down
+        # is what keeps guessing keys slow. A request without one costs nothing: a plain 401.
+        if credentials is not None:
+            gateway.rate_limiter.charge_failed_authentication(
+                request.client.host if request.client else "unknown"
+            )
         raise
     gateway.rate_limiter.check(principal)
     return principal
@@ -94,8 +97,8 @@ IdempotencyKey = Annotated[
         min_length=1,
         max_length=200,
         description="Repeat the request safely: the same key and body get the first response "
-        "again (kept 24 h); the same key with another body is a 422. Use a new key, such as a "
-        "random UUID, for every new request.",
+        "again (kept 24 h); the same key on this operation (method and path) with another body "
+        "is a 422. Use a new key, such as a random UUID, for every new request.",
     ),
 ]
 """No example on purpose: a client that copied one would send every request with the same
@@ -159,8 +162,11 @@ async def once(
     action: handlers.Action,
 ) -> Response:
     """Run a creating or changing request at most once per Idempotency-Key."""
+    operation = f"{request.method} {request.url.path}"
     fingerprint = domain.request_fingerprint(request.method, request.url.path, body)
-    reply = await gateway.idempotency.run(principal, idempotency_key, fingerprint, action)
+    reply = await gateway.idempotency.run(
+        principal, idempotency_key, operation, fingerprint, action
+    )
     return respond(reply, request)
 
 

@@ -35,8 +35,9 @@ async def test_a_claim_left_by_a_crashed_gateway_is_taken_over_by_the_retry(
     async with runtime.engine.begin() as connection:
         await connection.execute(
             text(
-                "INSERT INTO idempotency_records (key_id, idempotency_key, fingerprint, locked_until)"
-                " VALUES (:key_id, 'crashed-1', :fingerprint, now() - interval '1 second')"
+                "INSERT INTO idempotency_records"
+                " (key_id, operation, idempotency_key, fingerprint, locked_until) VALUES"
+                " (:key_id, 'POST /v1/orders', 'crashed-1', :fingerprint, now() - interval '1 second')"
             ),
             {
                 "key_id": created.json()["key_id"],

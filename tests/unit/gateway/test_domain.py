@@ -138,7 +138,8 @@ def test_the_fingerprint_ignores_key_order_but_not_content_or_path() -> None:
 
 
 def test_downstream_keys_are_stable_and_scoped_to_the_api_key() -> None:
-    key = domain.downstream_idempotency_key("key_a", "checkout-1")
-    assert key == domain.downstream_idempotency_key("key_a", "checkout-1")
-    assert key != domain.downstream_idempotency_key("key_b", "checkout-1")
+    key = domain.downstream_idempotency_key("key_a", "POST /v1/orders", "checkout-1")
+    assert key == domain.downstream_idempotency_key("key_a", "POST /v1/orders", "checkout-1")
+    assert key != domain.downstream_idempotency_key("key_b", "POST /v1/orders", "checkout-1")
+    assert key != domain.downstream_idempotency_key("key_a", "POST /v1/returns", "checkout-1")
     assert len(key) <= 64
