@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from services.contracts import topics
-from services.contracts.base import Contract, Event, Identifier, Sku, Text
+from services.contracts.base import Contract, Event, Identifier, Instant, Sku, Text
 
 
 class LocationType(StrEnum):
@@ -45,6 +45,11 @@ class AdjustmentReason(StrEnum):
     POS_SALE = "pos_sale"
     COUNT_CORRECTION = "count_correction"
     DAMAGE = "damage"
+
+
+class StockCorrection(StrEnum):
+    NOT_IN_STOCK = "not_in_stock"
+    DAMAGED = "damaged"
 
 
 Quantity = Annotated[int, Field(gt=0, le=100_000, description="Units, at least 1.")]
@@ -104,6 +109,32 @@ class ReleaseStock(Event):
     order_id: Identifier
     reservation_id: Identifier
     reason: str = Field(default="released", max_length=200)
+    correction: StockCorrection | None = Field(
+        default=None,
+        description="A location turned the units down because they are not there: correct its "
+        "stock too. `not_in_stock`: on_hand of those skus drops to what other reservations "
+        "hold (nothing beyond them is available); `damaged`: the units are written off. Both "
+        "are recorded in the movement ledger, so reconciliation still holds.",
+    )
+
+    @property
+    def message_key(self) -> str:
+        return self.order_id
+
+
+class PromiseStock(_Lines, Event):
+    """Promise units of incoming stock at one location to a backordered fulfillment, first come
+    first served and never beyond what is incoming there. When the stock is received, promises
+    are reserved in the order they were made (a `StockReserved` with `reservation_id` =
+    `promise_id`); a `ReleaseStock` for the promise gives the promised units back."""
+
+    TYPE: ClassVar[str] = "omniroute.inventory.promise_stock.v1"
+    TOPIC: ClassVar[str] = topics.INVENTORY_COMMANDS.name
+
+    order_id: Identifier
+    fulfillment_id: Identifier
+    promise_id: Identifier
+    location_id: Identifier
 
     @property
     def message_key(self) -> str:
@@ -144,6 +175,7 @@ INVENTORY_COMMANDS: tuple[type[Event], ...] = (
     ReleaseStock,
     CommitStock,
     RestockReturn,
+    PromiseStock,
 )
 
 
@@ -221,6 +253,30 @@ class StockRestocked(_OrderEvent):
     return_id: Identifier
     location_id: Identifier
     lines: tuple[StockLine, ...]
+
+
+class StockPromised(_OrderEvent):
+    """Units of incoming stock are promised to a backordered fulfillment."""
+
+    TYPE: ClassVar[str] = "omniroute.inventory.stock_promised.v1"
+    fulfillment_id: Identifier
+    promise_id: Identifier
+    location_id: Identifier
+    lines: tuple[StockLine, ...]
+    promised_at: datetime = Field(
+        description="When the last supply the promise draws on is expected."
+    )
+
+
+class StockPromiseRejected(_OrderEvent):
+    """Not enough incoming stock at that location could still be promised."""
+
+    TYPE: ClassVar[str] = "omniroute.inventory.stock_promise_rejected.v1"
+    fulfillment_id: Identifier
+    promise_id: Identifier
+    location_id: Identifier
+    detail: str
+    shortages: tuple[Shortage, ...] = ()
 
 
 class ReservationExpired(_OrderEvent):
@@ -424,14 +480,65 @@ class LocationAvailability(Contract):
     distance_km: float | None
 
 
+class IncomingAvailability(Contract):
+    """Stock on its way to a location: what of it can still be promised, and when."""
+
+    location_id: Identifier
+    quantity: int = Field(description="Units of this supply that can still be promised.")
+    expected_at: datetime
+
+
 class SkuAvailability(Contract):
     sku: Sku
     total_available: int
     locations: tuple[LocationAvailability, ...]
+    incoming: tuple[IncomingAvailability, ...] = Field(
+        default=(), description="Supplies on their way with units left to promise, soonest first."
+    )
+    next_available_at: datetime | None = Field(
+        default=None,
+        description="When the soonest supply with units left to promise is expected; null when "
+        "nothing is incoming.",
+    )
 
 
 class AvailabilityResponse(Contract):
     items: tuple[SkuAvailability, ...]
+
+
+class SupplyIn(Contract):
+    """A purchase order or transfer on its way to a location (upsert by `supply_id`)."""
+
+    supply_id: Identifier
+    location_id: Identifier
+    sku: Sku
+    quantity: int = Field(gt=0, le=10_000_000, description="Units expected in all.")
+    expected_at: Instant
+
+
+class ReceiveIn(Contract):
+    """Units of a supply arrived; without `quantity`, everything still incoming."""
+
+    quantity: int | None = Field(default=None, gt=0, le=10_000_000)
+
+
+class SupplyStatus(StrEnum):
+    INCOMING = "incoming"
+    RECEIVED = "received"
+
+
+class Supply(Contract):
+    supply_id: Identifier
+    location_id: Identifier
+    sku: Sku
+    quantity: int
+    received: int
+    promised: int = Field(description="Units promised to backorders and not reserved yet.")
+    promisable: int = Field(description="Units still incoming that no backorder was promised.")
+    expected_at: datetime
+    status: SupplyStatus
+    created_at: datetime
+    updated_at: datetime
 
 
 _LAT = r"-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?)"
