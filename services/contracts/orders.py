@@ -31,6 +31,7 @@ class FulfillmentMethod(StrEnum):
 
 class OrderStatus(StrEnum):
     PENDING = "pending"
+    BACKORDERED = "backordered"
     CONFIRMED = "confirmed"
     RESERVED = "reserved"
     COMPLETED = "completed"
@@ -135,6 +136,11 @@ class PlaceOrder(Contract):
     customer: Customer
     fulfillment: FulfillmentRequest
     lines: tuple[OrderLineIn, ...] = Field(min_length=1, max_length=200)
+    allow_backorder: bool = Field(
+        default=False,
+        description="When nothing is in stock for it now but incoming stock can cover it, accept "
+        "the order as `backordered` (a pre-order) with a `promised_at`, instead of rejecting it.",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> PlaceOrder:
@@ -179,6 +185,10 @@ class Fulfillment(Contract):
         default=None, description="The dropship partner whose location serves it, if any."
     )
     transfer: bool = False
+    backorder: bool = Field(
+        default=False,
+        description="It waits (`pending`) for incoming stock promised to it; reserved on receipt.",
+    )
     hold_until: datetime | None = None
     carrier: str | None = None
     tracking_number: str | None = None
@@ -205,6 +215,10 @@ class Order(Contract):
     lines: tuple[OrderLine, ...]
     fulfillments: tuple[Fulfillment, ...]
     totals: Totals
+    promised_at: datetime | None = Field(
+        default=None,
+        description="A backordered order: when the incoming stock promised to it is expected.",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -351,6 +365,16 @@ class FulfillmentAssigned(_OrderEvent):
     method: FulfillmentMethod
     lines: tuple[StockLine, ...]
     attempt: int
+    backorder: bool = Field(
+        default=False, description="It waits for incoming stock promised to it (a pre-order)."
+    )
+
+
+class OrderBackordered(_OrderEvent):
+    """Nothing was in stock for the order, so it waits for incoming stock promised to it."""
+
+    TYPE: ClassVar[str] = "omniroute.orders.order_backordered.v1"
+    promised_at: datetime
 
 
 class OrderConfirmed(_OrderEvent):

@@ -30,8 +30,6 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         ),
         max_attempts=settings.max_routing_attempts,
         pickup_window=timedelta(seconds=settings.pickup_window_seconds),
-        backorder=settings.backorder,
-        backorder_max_wait=timedelta(seconds=settings.backorder_max_wait_seconds),
         stock=inventory,
     )
 
@@ -46,10 +44,6 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         async with unit_of_work() as uow:
             return await handlers.expire_overdue_pickups(uow)
 
-    async def backorders() -> int:
-        async with unit_of_work() as uow:
-            return await handlers.retry_backorders(uow, policy)
-
     app = create_service_app(
         runtime,
         title="Omniroute orders",
@@ -57,14 +51,14 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         "partners, and the fulfillment saga. Internal API: the gateway fronts it. Consumes "
         "inventory.events.v1 and inventory.availability.v1; publishes orders.events.v1 and "
         "commands on inventory.commands.v1. Asks inventory's API for current stock only when "
-        "its projection cannot place an order.",
+        "its projection cannot place an order, and for incoming stock to promise to a "
+        "backorder.",
         routers=[api.router],
         kafka_routers=[consumers.build_router(settings, unit_of_work, policy)],
         topics=topics.ALL_TOPICS,
         resources=[inventory_client],
         jobs=[
             PeriodicJob("pickup-expiry", settings.expiry_sweep_interval_seconds, sweep),
-            PeriodicJob("backorders", settings.backorder_retry_interval_seconds, backorders),
         ],
     )
     app.state.policy = policy

@@ -15,6 +15,8 @@ from services.contracts.inventory import (
     ReservationExpired,
     StockCommitRejected,
     StockCommitted,
+    StockPromised,
+    StockPromiseRejected,
     StockReleased,
     StockReservationRejected,
     StockReserved,
@@ -37,6 +39,8 @@ def build_router(
             StockReservationRejected: partial(handlers.on_reservation_rejected, policy=policy),
             ReservationExpired: handlers.on_reservation_expired,
             StockCommitRejected: handlers.on_commit_rejected,
+            StockPromised: handlers.on_stock_promised,
+            StockPromiseRejected: partial(handlers.on_promise_rejected, policy=policy),
         },
         uow_factory,
         # Outcomes the saga already anticipated when it sent the command.
@@ -58,7 +62,8 @@ def build_router(
     @router.subscriber(
         topics.INVENTORY_EVENTS.name,
         title="inventory.events.v1 (orders saga)",
-        description="StockReserved, StockReservationRejected, ReservationExpired and more.",
+        description="StockReserved, StockReservationRejected, StockPromised, "
+        "StockPromiseRejected, ReservationExpired and more.",
         **subscriber_options(settings, settings.consumer_group),
     )
     async def on_inventory_event(message: KafkaMessage) -> None:

@@ -55,7 +55,10 @@ class OrderRow(OrdersTable, table=True):
     hold_until: datetime | None = timestamp(nullable=True)
     idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
     request_hash: str | None = Field(default=None, max_length=64)
-    backordered_at: datetime | None = timestamp(nullable=True)
+    allow_backorder: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+    promised_at: datetime | None = timestamp(nullable=True)
     created_at: datetime | None = timestamp()
     updated_at: datetime | None = timestamp()
 
@@ -96,6 +99,10 @@ class FulfillmentRow(OrdersTable, table=True):
     attempt: int
     pickup_store_id: str | None = Field(default=None, max_length=64)
     transfer: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+    # Waits for incoming stock promised to it (PromiseStock); reserved when that stock arrives.
+    backorder: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
     hold_until: datetime | None = timestamp(nullable=True)
@@ -293,16 +300,6 @@ async def update_order(conn: AsyncConnection, order_id: str, **values: Any) -> N
         text(f"UPDATE orders SET {assignments}, updated_at = now() WHERE order_id = :oid"),
         {**values, "oid": order_id},
     )
-
-
-async def backordered(conn: AsyncConnection, limit: int) -> Sequence[Any]:
-    """Orders waiting for stock, longest waiting first; SKIP LOCKED lets replicas share them."""
-    query = text(
-        "SELECT order_id FROM orders WHERE backordered_at IS NOT NULL"
-        " AND status IN ('pending', 'confirmed', 'reserved')"
-        " ORDER BY backordered_at LIMIT :limit FOR UPDATE SKIP LOCKED"
-    )
-    return (await conn.execute(query, {"limit": limit})).all()
 
 
 async def order_lines(conn: AsyncConnection, order_id: str, *, lock: bool = False) -> Sequence[Any]:

@@ -18,6 +18,7 @@ from services.contracts.base import Event
 from services.contracts.inventory import (
     CommitStock,
     LocationType,
+    PromiseStock,
     ReleaseStock,
     ReserveStock,
     RestockReturn,
@@ -33,6 +34,7 @@ from services.contracts.orders import (
     FulfillmentShipped,
     FulfillmentStatus,
     ItemCondition,
+    OrderBackordered,
     OrderCancelled,
     OrderCompleted,
     OrderConfirmed,
@@ -45,7 +47,7 @@ from services.contracts.orders import (
     ReturnLine,
 )
 from services.contracts.pricing import Channel, Money
-from services.orders.routing import PlannedFulfillment
+from services.orders.routing import BackorderPlan, PlannedFulfillment
 from services.retail.refunds import RefundError, refund_of_units
 
 F = FulfillmentStatus
@@ -71,7 +73,10 @@ TRANSITIONS: Mapping[FulfillmentStatus, frozenset[FulfillmentStatus]] = {
 # The order's own status follows its fulfillments (`status_after`), or ends by a decision
 # (rejected, cancelled, expired); an ended order never moves again.
 ORDER_TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
-    O.PENDING: frozenset({O.CONFIRMED, O.RESERVED, O.REJECTED, O.CANCELLED, O.EXPIRED}),
+    O.PENDING: frozenset(
+        {O.BACKORDERED, O.CONFIRMED, O.RESERVED, O.REJECTED, O.CANCELLED, O.EXPIRED}
+    ),
+    O.BACKORDERED: frozenset({O.CONFIRMED, O.RESERVED, O.REJECTED, O.CANCELLED}),
     O.CONFIRMED: frozenset({O.COMPLETED, O.REJECTED, O.CANCELLED, O.EXPIRED}),
     O.RESERVED: frozenset({O.COMPLETED, O.REJECTED, O.CANCELLED, O.EXPIRED}),
     O.COMPLETED: frozenset(),
@@ -172,6 +177,7 @@ class Fulfillment:
     lines: dict[str, int]
     pickup_store_id: str | None = None
     transfer: bool = False
+    backorder: bool = False  # waits for incoming stock promised to it
     hold_until: datetime | None = None
     pickup_deadline: datetime | None = None
     status_reason: str | None = None
@@ -223,7 +229,8 @@ class Order:
     hold_until: datetime | None = None
     status_reason: str | None = None
     refunded: int = 0
-    backordered_at: datetime | None = None
+    allow_backorder: bool = False
+    promised_at: datetime | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
     attempts: int = 0
@@ -251,6 +258,7 @@ class Order:
         store_id: str | None = None,
         address: dict[str, Any] | None = None,
         hold_until: datetime | None = None,
+        allow_backorder: bool = False,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
     ) -> Order:
@@ -270,6 +278,7 @@ class Order:
             store_id=store_id,
             address=address,
             hold_until=hold_until,
+            allow_backorder=allow_backorder,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
         )
@@ -367,14 +376,49 @@ class Order:
             )
         return assigned
 
-    def wait_for_stock(self, since: datetime, reason: str) -> None:
-        """Nothing can serve the rest now: wait for stock (backorders configured)."""
-        self.backordered_at = since
-        self.status_reason = f"backordered: {reason}"
-
-    def stop_waiting(self) -> None:
-        self.backordered_at = None
-        self.status_reason = None
+    def promise(self, attempt: int, plan: BackorderPlan) -> Fulfillment:
+        """Nothing is in stock for these lines now: wait for incoming stock, promised to this
+        fulfillment by inventory (first come, first served) and reserved when it arrives."""
+        planned = plan.fulfillment
+        f = Fulfillment(
+            fulfillment_id=f"{self.order_id}.{attempt}.1",
+            location_id=planned.location_id,
+            location_type=planned.location_type,
+            method=FulfillmentMethod(planned.method),
+            status=F.PENDING,
+            attempt=attempt,
+            lines=dict(planned.lines),
+            pickup_store_id=planned.pickup_store_id,
+            backorder=True,
+            hold_until=self.hold_until,
+        )
+        self.fulfillments.append(f)
+        self._record(
+            FulfillmentAssigned(
+                order_id=self.order_id,
+                fulfillment_id=f.fulfillment_id,
+                location_id=f.location_id,
+                location_type=LocationType(f.location_type),
+                method=f.method,
+                lines=stock_lines(f.lines),
+                attempt=attempt,
+                backorder=True,
+            )
+        )
+        self._record(
+            PromiseStock(
+                order_id=self.order_id,
+                fulfillment_id=f.fulfillment_id,
+                promise_id=f.fulfillment_id,
+                location_id=f.location_id,
+                lines=stock_lines(f.lines),
+            )
+        )
+        self.promised_at = plan.promised_at
+        if self.status is O.PENDING:
+            self._become(O.BACKORDERED)
+            self._record(OrderBackordered(order_id=self.order_id, promised_at=plan.promised_at))
+        return f
 
     # Inventory's answers
 
@@ -387,18 +431,26 @@ class Order:
         f.step(F.RESERVED, "confirm its reservation")
         self.settle()
 
+    def promise_kept(self, fulfillment_id: str, promised_at: datetime) -> None:
+        """Inventory promised the incoming stock: its date is the one the order shows."""
+        f = self.fulfillment(fulfillment_id)
+        if f is not None and f.backorder and f.status is F.PENDING:
+            self.promised_at = promised_at
+
     def reservation_failed(self, fulfillment_id: str, detail: str) -> dict[str, int] | None:
-        """Inventory could not reserve: the lines to route again, or None (nothing to do)."""
+        """Inventory could not reserve (or promise): the lines to route again, or None (nothing
+        to do)."""
         f = self.fulfillment(fulfillment_id)
         if f is None or f.status is not F.PENDING:
             return None
-        f.step(F.REJECTED, "reject its reservation", detail)
+        what = "promise" if f.backorder else "reservation"
+        f.step(F.REJECTED, f"reject its {what}", detail)
         self._record(
             FulfillmentRejected(
                 order_id=self.order_id,
                 fulfillment_id=f.fulfillment_id,
                 location_id=f.location_id,
-                reason=f"reservation rejected: {detail}",
+                reason=f"{what} rejected: {detail}",
             )
         )
         return None if self.ended else dict(f.lines)

@@ -16,10 +16,11 @@ import aiohttp
 from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from pydantic import TypeAdapter
 
-from services.contracts.inventory import Location, StockLevel
+from services.contracts.inventory import Location, StockLevel, Supply
 from services.infrastructure.errors import ServiceUnavailable
 
 _LEVELS = TypeAdapter(list[StockLevel])
+_SUPPLIES = TypeAdapter(list[Supply])
 
 
 class InventoryClient:
@@ -50,6 +51,11 @@ class InventoryClient:
         """Every location's current level of `skus`."""
         body = await self._get("/stock-levels", [("sku", sku) for sku in skus])
         return _LEVELS.validate_python(body)
+
+    async def incoming(self, skus: Sequence[str]) -> list[Supply]:
+        """Stock on its way for `skus`, with what of it can still be promised."""
+        body = await self._get("/incoming-stock", [("sku", sku) for sku in skus])
+        return _SUPPLIES.validate_python(body)
 
     async def location(self, location_id: str) -> Location | None:
         """One location as inventory has it now, or None when it does not exist."""

@@ -22,7 +22,7 @@ from services.orders import db
 from services.orders.domain import Fulfillment, Order, OrderLine, TakenBack
 
 # The columns of an order and a fulfillment that the aggregate may change after they are stored.
-_ORDER_CHANGES = ("status", "status_reason", "refunded", "backordered_at")
+_ORDER_CHANGES = ("status", "status_reason", "refunded", "promised_at")
 _FULFILLMENT_CHANGES = ("status", "status_reason", "pickup_deadline", "carrier", "tracking_number")
 
 
@@ -46,7 +46,8 @@ def _order_values(order: Order) -> dict[str, Any]:
         "hold_until": order.hold_until,
         "idempotency_key": order.idempotency_key,
         "request_hash": order.request_hash,
-        "backordered_at": order.backordered_at,
+        "allow_backorder": order.allow_backorder,
+        "promised_at": order.promised_at,
     }
 
 
@@ -62,6 +63,7 @@ def _fulfillment_values(order_id: str, f: Fulfillment) -> dict[str, Any]:
         "attempt": f.attempt,
         "pickup_store_id": f.pickup_store_id,
         "transfer": f.transfer,
+        "backorder": f.backorder,
         "hold_until": f.hold_until,
         "pickup_deadline": f.pickup_deadline,
         "carrier": f.carrier,
@@ -147,6 +149,7 @@ class OrderRepository:
                     lines=dict(sorted(f.line_quantities.items())),
                     pickup_store_id=f.pickup_store_id,
                     transfer=f.transfer,
+                    backorder=f.backorder,
                     hold_until=f.hold_until,
                     pickup_deadline=f.pickup_deadline,
                     status_reason=f.status_reason,
@@ -161,7 +164,8 @@ class OrderRepository:
             hold_until=row.hold_until,
             status_reason=row.status_reason,
             refunded=row.refunded,
-            backordered_at=row.backordered_at,
+            allow_backorder=row.allow_backorder,
+            promised_at=row.promised_at,
             idempotency_key=row.idempotency_key,
             request_hash=row.request_hash,
             attempts=row.attempts,
@@ -195,10 +199,6 @@ class OrderRepository:
         return [
             (r.order_id, r.fulfillment_id) for r in await db.overdue_pickups(self._conn, now, limit)
         ]
-
-    async def waiting_for_stock(self, limit: int) -> list[str]:
-        """Backordered orders, longest waiting first; replicas share them (SKIP LOCKED)."""
-        return [r.order_id for r in await db.backordered(self._conn, limit)]
 
     async def save(self) -> None:
         """Write every order this unit of work added or loaded, as far as it changed."""

@@ -19,9 +19,6 @@ class OrdersSettings(ServiceSettings):
     pickup_fallback: Literal["transfer", "reject"] = "transfer"
     pickup_window_seconds: float = 72 * 3600
     expiry_sweep_interval_seconds: float = 1.0
-    backorder: bool = False
-    backorder_retry_interval_seconds: float = 30.0
-    backorder_max_wait_seconds: float = 7 * 86400
     # Inventory is the authority on stock: when the projection cannot place an order, routing
     # asks inventory for the current levels before it rejects (handlers/planning.py).
     inventory_url: str = "http://127.0.0.1:8001"

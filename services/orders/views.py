@@ -53,6 +53,7 @@ def fulfillment_view(row: Any, lines: dict[str, int]) -> Fulfillment:
         pickup_store_id=row.pickup_store_id,
         partner_id=row.partner_id,
         transfer=row.transfer,
+        backorder=row.backorder,
         hold_until=row.hold_until,
         carrier=row.carrier,
         tracking_number=row.tracking_number,
@@ -98,6 +99,7 @@ async def order(conn: AsyncConnection, order_id: str) -> Order:
             total=money(row.total),
             refunded=money(row.refunded),
         ),
+        promised_at=row.promised_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -18,5 +18,8 @@ def refund_of_units(unit_net_prices: Sequence[int], already_returned: int, quant
     sold = len(unit_net_prices)
     if already_returned < 0 or already_returned + quantity > sold:
         left = sold - already_returned
-        raise RefundError(f"only {left} of {sold} units are left to give back, not {quantity}")
+        raise RefundError(
+            f"only {left} of {sold} units are left to give back ({already_returned} already "
+            f"returned or cancelled), not {quantity}"
+        )
     return sum(unit_net_prices[already_returned : already_returned + quantity])

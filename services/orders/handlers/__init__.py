@@ -8,12 +8,13 @@ from services.orders.handlers.returns import accept_return
 from services.orders.handlers.saga import (
     expire_overdue_pickups,
     on_commit_rejected,
+    on_promise_rejected,
     on_reservation_expired,
     on_reservation_rejected,
+    on_stock_promised,
     on_stock_reserved,
     project_availability,
     project_location,
-    retry_backorders,
 )
 
 __all__ = [
@@ -25,13 +26,14 @@ __all__ = [
     "hand_over",
     "mark_ready",
     "on_commit_rejected",
+    "on_promise_rejected",
     "on_reservation_expired",
     "on_reservation_rejected",
+    "on_stock_promised",
     "on_stock_reserved",
     "place_order",
     "project_availability",
     "project_location",
     "reject",
-    "retry_backorders",
     "ship",
 ]

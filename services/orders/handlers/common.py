@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from services.contracts.inventory import Location, StockLevel
+from services.contracts.inventory import Location, StockLevel, Supply
 from services.infrastructure.errors import Conflict, InvalidRequest, NotFound
 from services.infrastructure.quote_tokens import SigningKeys
 from services.orders import domain, routing
@@ -27,6 +27,8 @@ class StockAuthority(Protocol):
 
     async def location(self, location_id: str) -> Location | None: ...
 
+    async def incoming(self, skus: Sequence[str]) -> Sequence[Supply]: ...
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -37,8 +39,6 @@ class Policy:
     rules: routing.RoutingRules
     max_attempts: int
     pickup_window: timedelta
-    backorder: bool = False
-    backorder_max_wait: timedelta = timedelta(days=7)
     stock: StockAuthority | None = None
 
 

@@ -64,12 +64,13 @@ async def place_order(
         store_id=fulfillment.store_id,
         address=fulfillment.address.model_dump() if fulfillment.address else None,
         hold_until=fulfillment.hold_until,
+        allow_backorder=body.allow_backorder,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
     )
     uow.orders.add(order)
     if not await route(uow, order, ordered, "order placed", policy):
-        unplanned(order, policy, "no location can fulfil the order")
+        unplanned(order, "no location can fulfil the order")
     await uow.commit()
     # The receipt says the order was taken, not how it ended: that is the order's own status.
     return OrderAccepted(order_id=order.order_id, status=OrderStatus.PENDING)

@@ -13,9 +13,9 @@ from services.orders.domain import Order
 from services.orders.handlers.common import Policy, StockAuthority, now, today
 from services.orders.repository import OrdersUnitOfWork
 
-# What made orders route: a new order, a fulfillment that failed (rejected by inventory or the
-# location), or backordered lines retried.
-RoutingCause = Literal["placed", "reroute", "backorder"]
+# What made orders route: a new order, or a fulfillment that failed (rejected by inventory or
+# the location).
+RoutingCause = Literal["placed", "reroute"]
 
 
 def _count_decision(cause: RoutingCause, result: routing.RoutingResult, gave_up: bool) -> None:
@@ -74,6 +74,17 @@ async def route(
         result = replace(
             result, rules_applied=(*result.rules_applied, "stock checked with inventory")
         )
+    backorder = None
+    if not result.fulfillments and order.allow_backorder and policy.stock is not None:
+        backorder = routing.plan_backorder(request, sites, await _supplies(policy.stock, skus))
+        if backorder is not None:
+            result = replace(
+                result,
+                fulfillments=(backorder.fulfillment,),
+                rejected_reason=None,
+                rules_applied=(*result.rules_applied, "backorder against incoming stock"),
+                explanation=backorder.explanation,
+            )
     attempt = order.start_routing()
     gave_up = attempt > policy.max_attempts and bool(result.fulfillments)
     if gave_up:
@@ -94,10 +105,21 @@ async def route(
             "stock_checked_with_inventory": checked,
         }
     )
+    if backorder is not None and result.fulfillments:
+        order.promise(attempt, backorder)
+        return True
     for f in order.assign(attempt, result.fulfillments):
         if order.method is FulfillmentMethod.DELIVERY or f.transfer:
             await uow.network.add_load(f.location_id, day, 1)
     return bool(result.fulfillments)
+
+
+async def _supplies(stock: StockAuthority, skus: list[str]) -> list[routing.Supply]:
+    """What is on its way for `skus`, as inventory has it now (it holds the promises)."""
+    return [
+        routing.Supply(s.supply_id, s.location_id, s.sku, s.promisable, s.expected_at)
+        for s in await stock.incoming(skus)
+    ]
 
 
 def _short(result: routing.RoutingResult) -> bool:
@@ -184,16 +206,11 @@ async def reroute(
     if await route(uow, order, lines, trigger, policy, cause="reroute"):
         order.settle()
     else:
-        reason = order.decisions[-1]["rejected_reason"] or "no location left"
-        unplanned(order, policy, reason)
+        unplanned(order, order.decisions[-1]["rejected_reason"] or "no location left")
 
 
-def unplanned(order: Order, policy: Policy, reason: str) -> None:
-    """Nothing can serve (part of) the order now: wait for stock if backorders are configured
-    for deliveries, otherwise reject it and release what it holds."""
-    if policy.backorder and order.method is FulfillmentMethod.DELIVERY:
-        order.wait_for_stock(now(), reason)
-        ORDERS_UNROUTABLE.labels("orders", "backordered").inc()
-        return
+def unplanned(order: Order, reason: str) -> None:
+    """Nothing can serve (part of) the order, now or from incoming stock: reject it and release
+    what it holds."""
     order.reject(reason)
     ORDERS_UNROUTABLE.labels("orders", "rejected").inc()

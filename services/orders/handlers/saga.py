@@ -7,12 +7,13 @@ from services.contracts.inventory import (
     LocationChanged,
     ReservationExpired,
     StockCommitRejected,
+    StockPromised,
+    StockPromiseRejected,
     StockReservationRejected,
     StockReserved,
 )
-from services.infrastructure.metrics import ORDERS_UNROUTABLE
 from services.orders.handlers.common import Policy, log, now, order_for_event
-from services.orders.handlers.planning import reroute, route
+from services.orders.handlers.planning import reroute
 from services.orders.repository import OrdersUnitOfWork
 
 # Saga: inventory's answers
@@ -36,6 +37,25 @@ async def on_reservation_rejected(
         failed = order.fulfillment(event.reservation_id)
         assert failed is not None
         trigger = f"reservation rejected at {failed.location_id}: {event.detail}"
+        await reroute(uow, order, lines, trigger, policy)
+
+
+async def on_stock_promised(event: StockPromised, uow: OrdersUnitOfWork) -> None:
+    """Incoming stock is promised to a backordered fulfillment, expected by `promised_at`."""
+    if order := await order_for_event(uow, event.order_id, event):
+        order.promise_kept(event.promise_id, event.promised_at)
+
+
+async def on_promise_rejected(
+    event: StockPromiseRejected, uow: OrdersUnitOfWork, policy: Policy
+) -> None:
+    """The incoming stock was promised to others first: route those lines again without it."""
+    order = await order_for_event(uow, event.order_id, event)
+    if order is None:
+        return
+    lines = order.reservation_failed(event.promise_id, event.detail)
+    if lines is not None:
+        trigger = f"promise rejected at {event.location_id}: {event.detail}"
         await reroute(uow, order, lines, trigger, policy)
 
 
@@ -78,31 +98,3 @@ async def expire_overdue_pickups(uow: OrdersUnitOfWork, limit: int = 100) -> int
             order.pickup_overdue(fulfillment_id)
     await uow.commit()
     return len(overdue)
-
-
-async def retry_backorders(uow: OrdersUnitOfWork, policy: Policy, limit: int = 50) -> int:
-    """Route what backordered orders still miss; give up on those that waited too long."""
-    waiting = await uow.orders.waiting_for_stock(limit)
-    for order_id in waiting:
-        order = await uow.orders.get(order_id)
-        if order is None:
-            continue
-        missing = order.outstanding()
-        assert order.backordered_at is not None
-        if missing and now() - order.backordered_at > policy.backorder_max_wait:
-            order.stop_waiting()
-            order.reject("backordered too long: no stock arrived")
-            ORDERS_UNROUTABLE.labels("orders", "backorder_expired").inc()
-        elif not missing or await route(
-            uow,
-            order,
-            missing,
-            "backorder: stock arrived",
-            policy,
-            record_failure=False,
-            cause="backorder",
-        ):
-            order.stop_waiting()
-            order.settle()
-    await uow.commit()
-    return len(waiting)

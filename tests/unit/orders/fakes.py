@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from services.contracts.base import Event
-from services.contracts.inventory import Location, StockLevel
+from services.contracts.inventory import Location, StockLevel, Supply, SupplyStatus
 from services.contracts.pricing import QuoteTokenClaims, TokenLine
 from services.infrastructure.errors import ServiceUnavailable
 from services.infrastructure.quote_tokens import SigningKeys, sign_quote_token
@@ -116,8 +116,32 @@ class FakeInventory:
     def __init__(self) -> None:
         self.levels_by_key: dict[tuple[str, str], int] = {}
         self.locations: dict[str, Location] = {}
+        self.supplies: list[Supply] = []
         self.away = False
         self.asked: list[list[str]] = []
+
+    def expect(self, location_id: str, sku: str, units: int, at: datetime) -> None:
+        """A supply of `units` on its way to `location_id`, nothing promised yet."""
+        self.supplies.append(
+            Supply(
+                supply_id=f"po-{len(self.supplies) + 1}",
+                location_id=location_id,
+                sku=sku,
+                quantity=units,
+                received=0,
+                promised=0,
+                promisable=units,
+                expected_at=at,
+                status=SupplyStatus.INCOMING,
+                created_at=datetime(2026, 1, 1),
+                updated_at=datetime(2026, 1, 1),
+            )
+        )
+
+    async def incoming(self, skus: Sequence[str]) -> list[Supply]:
+        if self.away:
+            raise ServiceUnavailable("inventory could not be asked for incoming stock (test)")
+        return [s for s in self.supplies if s.sku in skus]
 
     async def levels(self, skus: Sequence[str]) -> list[StockLevel]:
         self.asked.append(list(skus))
@@ -182,9 +206,6 @@ class FakeOrderRepository:
             and f.pickup_deadline
             and f.pickup_deadline <= now
         ][:limit]
-
-    async def waiting_for_stock(self, limit: int) -> list[str]:
-        return [o.order_id for o in self.stored.values() if o.backordered_at is not None][:limit]
 
     def save(self) -> None:
         for order in self._seen.values():

@@ -3,16 +3,20 @@ aggregate, save, and the messages that leave with the commit."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from services.contracts.inventory import (
     CommitStock,
+    PromiseStock,
     ReleaseStock,
     ReserveStock,
     RestockReturn,
+    StockLine,
+    StockPromised,
+    StockPromiseRejected,
     StockReservationRejected,
     StockReserved,
 )
@@ -97,6 +101,8 @@ async def place(
     uow: FakeOrdersUnitOfWork, policy: Policy, lines: dict[str, tuple[int, int]], **kw: Any
 ) -> str:
     body = order_body(lines, kw.pop("fulfillment", DELIVERY))
+    if kw.pop("allow_backorder", False):
+        body = body.model_copy(update={"allow_backorder": True})
     async with uow:
         accepted = await handlers.place_order(body, kw.pop("key", None), uow, policy)
     return accepted.order_id
@@ -306,6 +312,94 @@ async def test_a_return_refunds_what_the_units_cost(
     too_many = body.model_copy(
         update={"lines": (body.lines[0].model_copy(update={"quantity": 3}),)}
     )
-    with pytest.raises(InvalidRequest, match="only 2 of 3 units are left to give back, not 3"):
+    with pytest.raises(
+        InvalidRequest, match=r"only 2 of 3 units are left to give back \(1 already returned"
+    ):
         async with uow:
             await handlers.accept_return(too_many, None, uow)
+
+
+async def test_a_preorder_waits_for_incoming_stock_and_is_confirmed_on_receipt(
+    uow: FakeOrdersUnitOfWork, policy: Policy, inventory: FakeInventory
+) -> None:
+    due = datetime(2026, 12, 10, 9, tzinfo=UTC)
+    inventory.expect("wh", "KAYAK", 4, due)
+
+    order_id = await place(uow, policy, {"KAYAK": (2, 89900)}, allow_backorder=True)
+
+    order = uow.orders.stored[order_id]
+    assert order.status is OrderStatus.BACKORDERED
+    assert order.promised_at == due
+    (f,) = order.fulfillments
+    assert (f.location_id, f.backorder, f.status) == ("wh", True, FulfillmentStatus.PENDING)
+    assert uow.types()[-3:] == ["FulfillmentAssigned", "PromiseStock", "OrderBackordered"]
+    promise = uow.published[-2]
+    assert isinstance(promise, PromiseStock)
+    assert promise.promise_id == f.fulfillment_id
+
+    later = due.replace(day=12)  # inventory's own date wins
+    async with uow:
+        await handlers.on_stock_promised(
+            StockPromised(
+                order_id=order_id,
+                fulfillment_id=f.fulfillment_id,
+                promise_id=f.fulfillment_id,
+                location_id="wh",
+                lines=(StockLine(sku="KAYAK", quantity=2),),
+                promised_at=later,
+            ),
+            uow,
+        )
+        await uow.commit()
+    assert uow.orders.stored[order_id].promised_at == later
+
+    async with uow:  # received: inventory reserves the promise
+        await handlers.on_stock_reserved(reserved(order_id, f), uow)
+        await uow.commit()
+    assert uow.orders.stored[order_id].status is OrderStatus.CONFIRMED
+
+
+async def test_without_allow_backorder_or_incoming_stock_the_order_is_rejected(
+    uow: FakeOrdersUnitOfWork, policy: Policy, inventory: FakeInventory
+) -> None:
+    inventory.expect("wh", "KAYAK", 1, datetime(2026, 12, 10, tzinfo=UTC))
+    plain = await place(uow, policy, {"KAYAK": (1, 89900)})
+    too_many = await place(uow, policy, {"KAYAK": (2, 89900)}, allow_backorder=True)
+    assert uow.orders.stored[plain].status is OrderStatus.REJECTED
+    assert uow.orders.stored[too_many].status is OrderStatus.REJECTED
+
+
+async def test_a_rejected_promise_routes_again_and_a_cancelled_backorder_frees_its_promise(
+    uow: FakeOrdersUnitOfWork, policy: Policy, inventory: FakeInventory
+) -> None:
+    inventory.expect("wh", "KAYAK", 2, datetime(2026, 12, 10, tzinfo=UTC))
+    inventory.expect("store-utr", "KAYAK", 2, datetime(2026, 12, 20, tzinfo=UTC))
+    order_id = await place(uow, policy, {"KAYAK": (1, 89900)}, allow_backorder=True)
+    (first,) = uow.orders.stored[order_id].fulfillments
+    assert first.location_id == "wh"
+
+    async with uow:  # others were promised the warehouse's kayaks first
+        await handlers.on_promise_rejected(
+            StockPromiseRejected(
+                order_id=order_id,
+                fulfillment_id=first.fulfillment_id,
+                promise_id=first.fulfillment_id,
+                location_id="wh",
+                detail="only 0 of 1 KAYAK left to promise",
+            ),
+            uow,
+            policy,
+        )
+        await uow.commit()
+    order = uow.orders.stored[order_id]
+    assert [(f.location_id, f.status) for f in order.fulfillments] == [
+        ("wh", FulfillmentStatus.REJECTED),
+        ("store-utr", FulfillmentStatus.PENDING),
+    ]
+    assert order.status is OrderStatus.BACKORDERED
+
+    async with uow:
+        await handlers.cancel(order_id, "no longer needed", uow)
+    released = [m for m in uow.published if isinstance(m, ReleaseStock)]
+    assert [m.reservation_id for m in released] == [order.fulfillments[1].fulfillment_id]
+    assert uow.orders.stored[order_id].status is OrderStatus.CANCELLED
