@@ -290,8 +290,20 @@ class ShipIn(Contract):
     tracking_number: Text = Field(min_length=1, max_length=100)
 
 
+class RejectCode(StrEnum):
+    """Why a location turns a fulfillment down. `not_in_stock` corrects its stock of those skus
+    down to what other reservations hold; `damaged` writes the units off; either way the
+    re-route never picks that location again for those lines."""
+
+    NOT_IN_STOCK = "not_in_stock"
+    DAMAGED = "damaged"
+    NO_CAPACITY = "no_capacity"
+    OTHER = "other"
+
+
 class RejectIn(Contract):
     reason: Text = Field(min_length=1, max_length=500)
+    code: RejectCode = RejectCode.OTHER
 
 
 class CancelIn(Contract):

@@ -174,9 +174,10 @@ async def accept(fulfillment_id: Identifier, uow: UoW) -> Fulfillment:
 async def reject(
     fulfillment_id: Identifier, body: RejectIn, uow: UoW, policy: Policy
 ) -> Fulfillment:
-    """Cannot fulfil (short pick, partner refusal): the lines are routed again elsewhere."""
+    """Cannot fulfil (short pick, partner refusal): the lines are routed again elsewhere; a
+    `not_in_stock` or `damaged` code corrects the location's stock too."""
     async with uow:
-        await handlers.reject(fulfillment_id, body.reason, uow, policy)
+        await handlers.reject(fulfillment_id, body.reason, uow, policy, body.code)
     return await _after(fulfillment_id, uow)
 
 

@@ -22,6 +22,7 @@ from services.contracts.inventory import (
     ReleaseStock,
     ReserveStock,
     RestockReturn,
+    StockCorrection,
     StockLine,
 )
 from services.contracts.orders import (
@@ -43,6 +44,7 @@ from services.contracts.orders import (
     OrderRejected,
     OrderStatus,
     RefundIssued,
+    RejectCode,
     ReturnAccepted,
     ReturnLine,
 )
@@ -95,6 +97,12 @@ HOLDING = frozenset({F.PENDING, F.RESERVED, F.ACCEPTED, F.READY_FOR_PICKUP})
 """Holds (or is about to hold) stock that a cancel or an expiry must release."""
 
 TERMINAL_ORDER = frozenset({O.COMPLETED, O.EXPIRED, O.CANCELLED, O.REJECTED})
+
+CORRECTIONS: Mapping[RejectCode, StockCorrection] = {
+    RejectCode.NOT_IN_STOCK: StockCorrection.NOT_IN_STOCK,
+    RejectCode.DAMAGED: StockCorrection.DAMAGED,
+}
+"""Reject codes that say the location's stock is wrong: inventory corrects it as it releases."""
 
 
 class IllegalTransition(ValueError):
@@ -538,17 +546,21 @@ class Order:
         )
         return True
 
-    def turn_down(self, fulfillment_id: str, reason: str) -> dict[str, int] | None:
-        """A short pick or a partner's refusal: the stock goes back, and the lines to route
-        again (None when the step was taken already or the order has ended)."""
+    def turn_down(
+        self, fulfillment_id: str, reason: str, code: RejectCode = RejectCode.OTHER
+    ) -> dict[str, int] | None:
+        """A short pick or a partner's refusal: the stock goes back (corrected, when the units
+        are not there or damaged), and the lines to route again (None when the step was taken
+        already or the order has ended)."""
         f = self._fulfillment(fulfillment_id)
-        if not self._step(f, F.REJECTED, "reject it", reason):
+        if not self._step(f, F.REJECTED, "reject it", f"{code.value}: {reason}"):
             return None
         self._record(
             ReleaseStock(
                 order_id=self.order_id,
                 reservation_id=f.fulfillment_id,
-                reason=f"rejected: {reason}",
+                reason=f"rejected ({code.value}): {reason}"[:200],
+                correction=CORRECTIONS.get(code),
             )
         )
         self._record(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.contracts.orders import ShipIn
+from services.contracts.orders import RejectCode, ShipIn
 from services.orders.handlers.common import Policy, as_problems, now, order_of, order_with
 from services.orders.handlers.planning import reroute
 from services.orders.repository import OrdersUnitOfWork
@@ -43,11 +43,18 @@ async def accept(fulfillment_id: str, uow: OrdersUnitOfWork) -> None:
     await uow.commit()
 
 
-async def reject(fulfillment_id: str, reason: str, uow: OrdersUnitOfWork, policy: Policy) -> None:
-    """A short pick or a partner's refusal: release the stock and route those lines again."""
+async def reject(
+    fulfillment_id: str,
+    reason: str,
+    uow: OrdersUnitOfWork,
+    policy: Policy,
+    code: RejectCode = RejectCode.OTHER,
+) -> None:
+    """A short pick or a partner's refusal: release the stock (corrected when the code says it
+    is not there or damaged) and route those lines again elsewhere."""
     order = await order_with(uow, fulfillment_id)
     with as_problems():
-        lines = order.turn_down(fulfillment_id, reason)
+        lines = order.turn_down(fulfillment_id, reason, code)
     if lines is not None:
         f = order.fulfillment(fulfillment_id)
         assert f is not None

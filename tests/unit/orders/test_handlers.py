@@ -14,6 +14,7 @@ from services.contracts.inventory import (
     ReleaseStock,
     ReserveStock,
     RestockReturn,
+    StockCorrection,
     StockLine,
     StockPromised,
     StockPromiseRejected,
@@ -25,6 +26,7 @@ from services.contracts.orders import (
     OrderStatus,
     PlaceOrder,
     RefundIssued,
+    RejectCode,
     ReturnIn,
     ShipIn,
 )
@@ -403,3 +405,29 @@ async def test_a_rejected_promise_routes_again_and_a_cancelled_backorder_frees_i
     released = [m for m in uow.published if isinstance(m, ReleaseStock)]
     assert [m.reservation_id for m in released] == [order.fulfillments[1].fulfillment_id]
     assert uow.orders.stored[order_id].status is OrderStatus.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("code", "correction"),
+    [
+        (RejectCode.NOT_IN_STOCK, StockCorrection.NOT_IN_STOCK),
+        (RejectCode.DAMAGED, StockCorrection.DAMAGED),
+        (RejectCode.NO_CAPACITY, None),
+        (RejectCode.OTHER, None),
+    ],
+)
+async def test_a_reject_code_tells_inventory_how_to_correct_the_stock(
+    uow: FakeOrdersUnitOfWork, policy: Policy, code: RejectCode, correction: Any
+) -> None:
+    uow.network.available["TEE", "wh"] = 5
+    uow.network.available["TEE", "store-ams"] = 5
+    order_id = await place(uow, policy, {"TEE": (1, 1999)})
+    (f,) = uow.orders.stored[order_id].fulfillments
+    async with uow:
+        await handlers.reject(f.fulfillment_id, "shelf empty", uow, policy, code)
+
+    (released,) = [m for m in uow.published if isinstance(m, ReleaseStock)]
+    assert released.correction == correction
+    order = uow.orders.stored[order_id]
+    assert order.fulfillments[0].status_reason == f"{code.value}: shelf empty"
+    assert [f.location_id for f in order.fulfillments] == ["wh", "store-ams"]  # never wh again
