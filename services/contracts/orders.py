@@ -306,6 +306,13 @@ class RejectIn(Contract):
     code: RejectCode = RejectCode.OTHER
 
 
+class PickupStoreIn(Contract):
+    """Collect at another store: routed again there; the old reservation is released only once
+    the new one holds."""
+
+    store_id: Identifier
+
+
 class CancelIn(Contract):
     reason: Text = Field(default="cancelled by request", min_length=1, max_length=500)
 
@@ -380,6 +387,15 @@ class FulfillmentAssigned(_OrderEvent):
     backorder: bool = Field(
         default=False, description="It waits for incoming stock promised to it (a pre-order)."
     )
+
+
+class PickupStoreChanged(_OrderEvent):
+    """The customer collects at another store: its reservation holds, the old one is released."""
+
+    TYPE: ClassVar[str] = "omniroute.orders.pickup_store_changed.v1"
+    from_store_id: Identifier | None
+    to_store_id: Identifier
+    fulfillment_id: Identifier
 
 
 class OrderBackordered(_OrderEvent):

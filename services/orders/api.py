@@ -14,6 +14,7 @@ from services.contracts.orders import (
     FulfillmentStatus,
     Order,
     OrderAccepted,
+    PickupStoreIn,
     PlaceOrder,
     QueueCursor,
     RejectIn,
@@ -82,6 +83,18 @@ async def cancel_order(order_id: Identifier, uow: UoW, body: CancelIn | None = N
     """Cancel the order and release its stock (not once anything shipped or was collected)."""
     async with uow:
         await handlers.cancel(order_id, (body or CancelIn()).reason, uow)
+    async with uow:
+        return await views.order(uow.connection, order_id)
+
+
+@router.post("/orders/{order_id}/pickup-store", tags=["orders"])
+async def change_pickup_store(
+    order_id: Identifier, body: PickupStoreIn, uow: UoW, policy: Policy
+) -> Order:
+    """Collect at another store before the order is ready: the new store's reservation holds
+    before the old one is released; a 409 says why when the new store cannot serve it."""
+    async with uow:
+        await handlers.change_pickup_store(order_id, body.store_id, uow, policy)
     async with uow:
         return await views.order(uow.connection, order_id)
 

@@ -105,6 +105,11 @@ class FulfillmentRow(OrdersTable, table=True):
     backorder: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
+    # A new pickup store's fulfillment: the ones it takes over once its reservation holds.
+    replaces: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(String(64)), nullable=False, server_default=text("'{}'")),
+    )
     hold_until: datetime | None = timestamp(nullable=True)
     pickup_deadline: datetime | None = timestamp(nullable=True)
     carrier: str | None = Field(default=None, max_length=100)

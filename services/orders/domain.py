@@ -43,6 +43,7 @@ from services.contracts.orders import (
     OrderPlaced,
     OrderRejected,
     OrderStatus,
+    PickupStoreChanged,
     RefundIssued,
     RejectCode,
     ReturnAccepted,
@@ -186,6 +187,7 @@ class Fulfillment:
     pickup_store_id: str | None = None
     transfer: bool = False
     backorder: bool = False  # waits for incoming stock promised to it
+    replaces: tuple[str, ...] = ()  # a new pickup store's: these are released once it holds
     hold_until: datetime | None = None
     pickup_deadline: datetime | None = None
     status_reason: str | None = None
@@ -341,8 +343,14 @@ class Order:
     def record_decision(self, decision: dict[str, Any]) -> None:
         self.decisions.append(decision)
 
-    def assign(self, attempt: int, planned: Sequence[PlannedFulfillment]) -> list[Fulfillment]:
-        """Take on a routing plan: a fulfillment per location, each asking inventory to reserve."""
+    def assign(
+        self,
+        attempt: int,
+        planned: Sequence[PlannedFulfillment],
+        replacing: Sequence[str] = (),
+    ) -> list[Fulfillment]:
+        """Take on a routing plan: a fulfillment per location, each asking inventory to reserve.
+        `replacing`: fulfillments these take over once they hold (a change of pickup store)."""
         assigned = []
         for n, plan in enumerate(planned, start=1):
             f = Fulfillment(
@@ -356,6 +364,7 @@ class Order:
                 pickup_store_id=plan.pickup_store_id,
                 transfer=plan.transfer,
                 hold_until=self.hold_until,
+                replaces=tuple(replacing),
             )
             self.fulfillments.append(f)
             assigned.append(f)
@@ -437,6 +446,8 @@ class Order:
             # behind the ReserveStock on the same partition, so inventory gives the stock back.
             return
         f.step(F.RESERVED, "confirm its reservation")
+        if f.replaces:
+            self._take_over(f)
         self.settle()
 
     def promise_kept(self, fulfillment_id: str, promised_at: datetime) -> None:
@@ -461,6 +472,8 @@ class Order:
                 reason=f"{what} rejected: {detail}",
             )
         )
+        if f.replaces:
+            return None  # a change of pickup store that did not hold: the old one stays
         return None if self.ended else dict(f.lines)
 
     def hold_expired(self, fulfillment_id: str) -> None:
@@ -476,6 +489,26 @@ class Order:
         f = self.fulfillment(fulfillment_id)
         if f is not None and f.status is F.READY_FOR_PICKUP:
             self.expire("not collected within the pickup window")
+
+    # The customer
+
+    def pickup_store_change(self, store_id: str) -> list[str] | None:
+        """The fulfillments a move to `store_id` would replace, or None when the order is
+        already collected there; refused once anything is ready, has left, or is still being
+        routed."""
+        if self.method is FulfillmentMethod.DELIVERY:
+            raise RuleViolation("a delivery has no pickup store; it is shipped to its address")
+        if self.ended:
+            raise RuleViolation(f"the order is already {self.status.value}")
+        live = [f for f in self.fulfillments if f.status not in CLOSED]
+        if any(f.status not in {F.RESERVED, F.ACCEPTED} for f in live) or not live:
+            raise RuleViolation(
+                "the pickup store can change only while the order is reserved and nothing is "
+                "ready for pickup or still being routed"
+            )
+        if self.store_id == store_id:
+            return None
+        return [f.fulfillment_id for f in live]
 
     # Staff and partners
 
@@ -704,6 +737,26 @@ class Order:
             )
         self.status = target
         self.status_reason = reason
+
+    def _take_over(self, new: Fulfillment) -> None:
+        """The new pickup store's reservation holds: only now let the old ones go."""
+        for old_id in new.replaces:
+            old = self.fulfillment(old_id)
+            if old is not None and old.status in HOLDING:
+                reason = f"pickup moved to {new.pickup_store_id}"
+                old.step(F.CANCELLED, "move the pickup", reason)
+                self._record(
+                    ReleaseStock(order_id=self.order_id, reservation_id=old_id, reason=reason)
+                )
+        previous, self.store_id = self.store_id, new.pickup_store_id
+        self._record(
+            PickupStoreChanged(
+                order_id=self.order_id,
+                from_store_id=previous,
+                to_store_id=new.pickup_store_id or "",
+                fulfillment_id=new.fulfillment_id,
+            )
+        )
 
     def _release(self, to: FulfillmentStatus, reason: str) -> None:
         """Close every fulfillment still holding stock and give that stock back."""

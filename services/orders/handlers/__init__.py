@@ -1,7 +1,15 @@
 """Orders use cases: intake, routing, and the saga that follows inventory's answers. Each runs in
 one unit of work and locks the order row first, so the steps of one order never interleave."""
 
-from services.orders.handlers.actions import accept, cancel, hand_over, mark_ready, reject, ship
+from services.orders.handlers.actions import (
+    accept,
+    cancel,
+    change_pickup_store,
+    hand_over,
+    mark_ready,
+    reject,
+    ship,
+)
 from services.orders.handlers.common import Policy
 from services.orders.handlers.intake import place_order
 from services.orders.handlers.returns import accept_return
@@ -22,6 +30,7 @@ __all__ = [
     "accept",
     "accept_return",
     "cancel",
+    "change_pickup_store",
     "expire_overdue_pickups",
     "hand_over",
     "mark_ready",

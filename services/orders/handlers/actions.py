@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from services.contracts.orders import RejectCode, ShipIn
+from services.infrastructure.errors import Conflict
 from services.orders.handlers.common import Policy, as_problems, now, order_of, order_with
-from services.orders.handlers.planning import reroute
+from services.orders.handlers.planning import reroute, route
 from services.orders.repository import OrdersUnitOfWork
 
 # Each answers a step the fulfillment has taken already with the fulfillment as it is, so a client
@@ -67,4 +68,32 @@ async def cancel(order_id: str, reason: str, uow: OrdersUnitOfWork) -> None:
     order = await order_of(uow, order_id)
     with as_problems():
         order.cancel(reason)
+    await uow.commit()
+
+
+async def change_pickup_store(
+    order_id: str, store_id: str, uow: OrdersUnitOfWork, policy: Policy
+) -> None:
+    """Collect at another store: routed again there, and the old reservation is released only
+    once the new one holds. If the new store cannot serve the order, it keeps the old one and
+    the answer (409) says why."""
+    order = await order_of(uow, order_id)
+    with as_problems():
+        replacing = order.pickup_store_change(store_id)
+    if replacing is None:
+        return
+    lines: dict[str, int] = {}
+    for fulfillment_id in replacing:
+        f = order.fulfillment(fulfillment_id)
+        assert f is not None
+        for sku, quantity in f.lines.items():
+            lines[sku] = lines.get(sku, 0) + quantity
+    trigger = f"pickup store changed to {store_id}"
+    placed = await route(
+        uow, order, lines, trigger, policy, cause="store_change", store_id=store_id,
+        replacing=replacing,
+    )  # fmt: skip
+    if not placed:
+        why = order.decisions[-1]["rejected_reason"] or "no plan"
+        raise Conflict(f"{store_id} cannot serve this order ({why}); it stays at {order.store_id}")
     await uow.commit()

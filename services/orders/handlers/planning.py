@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -13,9 +14,9 @@ from services.orders.domain import Order
 from services.orders.handlers.common import Policy, StockAuthority, now, today
 from services.orders.repository import OrdersUnitOfWork
 
-# What made orders route: a new order, or a fulfillment that failed (rejected by inventory or
-# the location).
-RoutingCause = Literal["placed", "reroute"]
+# What made orders route: a new order, a fulfillment that failed (rejected by inventory or the
+# location), or a customer's change of pickup store.
+RoutingCause = Literal["placed", "reroute", "store_change"]
 
 
 def _count_decision(cause: RoutingCause, result: routing.RoutingResult, gave_up: bool) -> None:
@@ -48,17 +49,20 @@ async def route(
     trigger: str,
     policy: Policy,
     *,
-    record_failure: bool = True,
     cause: RoutingCause = "placed",
+    store_id: str | None = None,
+    replacing: Sequence[str] = (),
 ) -> bool:
-    """Plan fulfillments for `lines`, record the decision, and reserve; False if nothing can."""
+    """Plan fulfillments for `lines`, record the decision, and reserve; False if nothing can.
+    `store_id` collects somewhere else than the order's store; the new fulfillments replace
+    those `replacing` once they hold (a change of pickup store)."""
     excluded = order.failed_locations()
     address = order.address or {}
     request = routing.RoutingRequest(
         method=order.method.value,
         lines=lines,
         destination=routing.Point(address["lat"], address["lon"]) if address else None,
-        store_id=order.store_id,
+        store_id=store_id or order.store_id,
         excluded=excluded,
     )
     day = today()
@@ -75,7 +79,12 @@ async def route(
             result, rules_applied=(*result.rules_applied, "stock checked with inventory")
         )
     backorder = None
-    if not result.fulfillments and order.allow_backorder and policy.stock is not None:
+    if (
+        not result.fulfillments
+        and order.allow_backorder
+        and not replacing
+        and policy.stock is not None
+    ):
         backorder = routing.plan_backorder(request, sites, await _supplies(policy.stock, skus))
         if backorder is not None:
             result = replace(
@@ -96,9 +105,6 @@ async def route(
             explanation=result.explanation,
         )
     _count_decision(cause, result, gave_up)
-    if not result.fulfillments and not record_failure:
-        order.attempts -= 1  # nothing is recorded: the attempt did not happen
-        return False
     order.record_decision(
         {
             **decision(attempt, trigger, lines, excluded, result),
@@ -108,7 +114,7 @@ async def route(
     if backorder is not None and result.fulfillments:
         order.promise(attempt, backorder)
         return True
-    for f in order.assign(attempt, result.fulfillments):
+    for f in order.assign(attempt, result.fulfillments, replacing):
         if order.method is FulfillmentMethod.DELIVERY or f.transfer:
             await uow.network.add_load(f.location_id, day, 1)
     return bool(result.fulfillments)

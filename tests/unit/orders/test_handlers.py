@@ -431,3 +431,98 @@ async def test_a_reject_code_tells_inventory_how_to_correct_the_stock(
     order = uow.orders.stored[order_id]
     assert order.fulfillments[0].status_reason == f"{code.value}: shelf empty"
     assert [f.location_id for f in order.fulfillments] == ["wh", "store-ams"]  # never wh again
+
+
+async def reserved_pickup(uow: FakeOrdersUnitOfWork, policy: Policy) -> tuple[str, Any]:
+    uow.network.available["TEE", "store-ams"] = 2
+    pickup = {"method": "pickup", "store_id": "store-ams"}
+    order_id = await place(uow, policy, {"TEE": (2, 1999)}, fulfillment=pickup)
+    (f,) = uow.orders.stored[order_id].fulfillments
+    async with uow:
+        await handlers.on_stock_reserved(reserved(order_id, f), uow)
+        await uow.commit()
+    return order_id, f
+
+
+async def test_a_new_pickup_store_holds_before_the_old_one_lets_go(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    order_id, old = await reserved_pickup(uow, policy)
+    uow.network.available["TEE", "store-utr"] = 5
+
+    async with uow:
+        await handlers.change_pickup_store(order_id, "store-utr", uow, policy)
+    order = uow.orders.stored[order_id]
+    new = order.fulfillments[1]
+    assert (new.location_id, new.status, new.replaces) == (
+        "store-utr",
+        FulfillmentStatus.PENDING,
+        (old.fulfillment_id,),
+    )
+    assert order.fulfillments[0].status is FulfillmentStatus.RESERVED  # still held
+    assert not any(isinstance(m, ReleaseStock) for m in uow.published)
+    assert order.store_id == "store-ams"
+
+    async with uow:
+        await handlers.on_stock_reserved(reserved(order_id, new), uow)
+        await uow.commit()
+    order = uow.orders.stored[order_id]
+    assert order.fulfillments[0].status is FulfillmentStatus.CANCELLED
+    assert order.store_id == "store-utr"
+    assert order.status is OrderStatus.CONFIRMED
+    (released,) = [m for m in uow.published if isinstance(m, ReleaseStock)]
+    assert released.reservation_id == old.fulfillment_id
+    assert "PickupStoreChanged" in uow.types()
+
+
+async def test_a_store_that_cannot_serve_it_is_refused_and_the_order_keeps_its_own(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    order_id, _ = await reserved_pickup(uow, policy)
+    published = len(uow.published)
+    with pytest.raises(Conflict, match="store-utr cannot serve this order"):
+        async with uow:
+            await handlers.change_pickup_store(order_id, "store-utr", uow, policy)
+    order = uow.orders.stored[order_id]
+    assert len(order.fulfillments) == 1
+    assert order.store_id == "store-ams"
+    assert len(uow.published) == published  # nothing left with a refused change
+
+
+async def test_a_change_that_inventory_refuses_leaves_the_old_reservation(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    order_id, _ = await reserved_pickup(uow, policy)
+    uow.network.available["TEE", "store-utr"] = 5  # the projection was wrong
+    async with uow:
+        await handlers.change_pickup_store(order_id, "store-utr", uow, policy)
+    new = uow.orders.stored[order_id].fulfillments[1]
+    rejected = StockReservationRejected(
+        order_id=order_id,
+        fulfillment_id=new.fulfillment_id,
+        reservation_id=new.fulfillment_id,
+        location_id="store-utr",
+        reason="insufficient_stock",
+        detail="short",
+    )
+    async with uow:
+        await handlers.on_reservation_rejected(rejected, uow, policy)
+        await uow.commit()
+    order = uow.orders.stored[order_id]
+    assert [f.status for f in order.fulfillments] == [
+        FulfillmentStatus.RESERVED,
+        FulfillmentStatus.REJECTED,
+    ]
+    assert order.store_id == "store-ams"
+    assert len(order.fulfillments) == 2  # no re-route of a refused change
+
+
+async def test_the_pickup_store_cannot_change_once_ready(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    order_id, old = await reserved_pickup(uow, policy)
+    async with uow:
+        await handlers.mark_ready(old.fulfillment_id, uow, policy)
+    with pytest.raises(Conflict, match="only while the order is reserved"):
+        async with uow:
+            await handlers.change_pickup_store(order_id, "store-utr", uow, policy)
