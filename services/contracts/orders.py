@@ -189,6 +189,11 @@ class Fulfillment(Contract):
         default=False,
         description="It waits (`pending`) for incoming stock promised to it; reserved on receipt.",
     )
+    shipment_id: Identifier | None = Field(
+        default=None,
+        description="The parcel it ships in: fulfillments of one buyer's orders to one address "
+        "share one (consolidation), and shipping one ships them all.",
+    )
     hold_until: datetime | None = None
     carrier: str | None = None
     tracking_number: str | None = None
@@ -218,6 +223,10 @@ class Order(Contract):
     promised_at: datetime | None = Field(
         default=None,
         description="A backordered order: when the incoming stock promised to it is expected.",
+    )
+    consolidated_with: tuple[Identifier, ...] = Field(
+        default=(),
+        description="Earlier orders of the same buyer and address whose parcel this one joined.",
     )
     created_at: datetime
     updated_at: datetime

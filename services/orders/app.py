@@ -31,6 +31,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         max_attempts=settings.max_routing_attempts,
         pickup_window=timedelta(seconds=settings.pickup_window_seconds),
         stock=inventory,
+        consolidation_window=timedelta(minutes=settings.consolidation_window_minutes),
     )
 
     @contextlib.asynccontextmanager

@@ -33,6 +33,7 @@ class OrdersTable(SQLModel, registry=registry()):
 
 class OrderRow(OrdersTable, table=True):
     __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_consolidation", "customer_id", "address_key", "created_at"),)
 
     order_id: str = Field(primary_key=True, max_length=64)
     status: str = Field(max_length=16)
@@ -59,6 +60,12 @@ class OrderRow(OrdersTable, table=True):
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
     promised_at: datetime | None = timestamp(nullable=True)
+    # Who and where a delivery goes, normalised, to find a parcel a later order may join.
+    address_key: str | None = Field(default=None, max_length=400)
+    consolidated_with: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(String(64)), nullable=False, server_default=text("'{}'")),
+    )
     created_at: datetime | None = timestamp()
     updated_at: datetime | None = timestamp()
 
@@ -105,6 +112,7 @@ class FulfillmentRow(OrdersTable, table=True):
     backorder: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
+    shipment_id: str | None = Field(default=None, max_length=64, index=True)
     # A new pickup store's fulfillment: the ones it takes over once its reservation holds.
     replaces: list[str] = Field(
         default_factory=list,
@@ -450,3 +458,29 @@ async def return_by_key(conn: AsyncConnection, idempotency_key: str) -> Any | No
     await lock_idempotency_key(conn, "return", idempotency_key)
     query = text("SELECT * FROM returns WHERE idempotency_key = :key")
     return (await conn.execute(query, {"key": idempotency_key})).first()
+
+
+async def parcels_to_join(
+    conn: AsyncConnection, order_id: str, customer_id: str, address_key: str, since: datetime
+) -> Sequence[Any]:
+    """Unshipped delivery fulfillments of the buyer's earlier orders to the same address."""
+    query = text(
+        "SELECT o.order_id, f.location_id, f.shipment_id FROM orders o"
+        " JOIN fulfillments f ON f.order_id = o.order_id"
+        " WHERE o.customer_id = :customer AND o.address_key = :address"
+        " AND o.created_at >= :since AND o.order_id <> :order AND o.method = 'delivery'"
+        " AND f.status IN ('pending', 'reserved', 'accepted') AND NOT f.backorder"
+        " ORDER BY o.created_at, f.created_at, f.fulfillment_id"
+    )
+    params = {"customer": customer_id, "address": address_key, "since": since, "order": order_id}
+    return (await conn.execute(query, params)).all()
+
+
+async def shipment_fulfillments(conn: AsyncConnection, fulfillment_id: str) -> Sequence[Any]:
+    """The fulfillments sharing this one's shipment (itself included)."""
+    query = text(
+        "SELECT s.order_id, s.fulfillment_id FROM fulfillments f JOIN fulfillments s"
+        " ON s.shipment_id = f.shipment_id OR s.fulfillment_id = f.fulfillment_id"
+        " WHERE f.fulfillment_id = :id ORDER BY s.order_id, s.fulfillment_id"
+    )
+    return (await conn.execute(query, {"id": fulfillment_id})).all()

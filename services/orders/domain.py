@@ -154,6 +154,15 @@ def quote_mismatch(ordered: Mapping[str, int], quoted: Mapping[str, int]) -> str
     return "the lines differ from the quote (" + "; ".join(problems) + "); ask for a new quote"
 
 
+def address_key(customer_address: Mapping[str, Any] | None) -> str | None:
+    """Where a delivery goes, as consolidation compares it: `line1`, `postal_code` and
+    `country`, case and surrounding spaces ignored."""
+    if not customer_address:
+        return None
+    parts = (customer_address.get(k) or "" for k in ("line1", "postal_code", "country"))
+    return "|".join(" ".join(str(part).split()).casefold() for part in parts)
+
+
 def stock_lines(quantities: Mapping[str, int]) -> tuple[StockLine, ...]:
     return tuple(StockLine(sku=sku, quantity=q) for sku, q in sorted(quantities.items()))
 
@@ -188,6 +197,7 @@ class Fulfillment:
     transfer: bool = False
     backorder: bool = False  # waits for incoming stock promised to it
     replaces: tuple[str, ...] = ()  # a new pickup store's: these are released once it holds
+    shipment_id: str | None = None  # the parcel it ships in; shared when consolidated
     hold_until: datetime | None = None
     pickup_deadline: datetime | None = None
     status_reason: str | None = None
@@ -241,6 +251,7 @@ class Order:
     refunded: int = 0
     allow_backorder: bool = False
     promised_at: datetime | None = None
+    consolidated_with: list[str] = field(default_factory=list)
     idempotency_key: str | None = None
     request_hash: str | None = None
     attempts: int = 0
@@ -366,6 +377,9 @@ class Order:
                 hold_until=self.hold_until,
                 replaces=tuple(replacing),
             )
+            f.shipment_id = plan.ships_with.shipment_id if plan.ships_with else f.fulfillment_id
+            if plan.ships_with and plan.ships_with.order_id not in self.consolidated_with:
+                self.consolidated_with.append(plan.ships_with.order_id)
             self.fulfillments.append(f)
             assigned.append(f)
             self._record(
@@ -409,6 +423,7 @@ class Order:
             backorder=True,
             hold_until=self.hold_until,
         )
+        f.shipment_id = f.fulfillment_id
         self.fulfillments.append(f)
         self._record(
             FulfillmentAssigned(

@@ -19,10 +19,11 @@ from services.contracts.pricing import Channel
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.tables import table
 from services.orders import db
-from services.orders.domain import Fulfillment, Order, OrderLine, TakenBack
+from services.orders.domain import Fulfillment, Order, OrderLine, TakenBack, address_key
+from services.orders.routing import ShipWith
 
 # The columns of an order and a fulfillment that the aggregate may change after they are stored.
-_ORDER_CHANGES = ("status", "status_reason", "refunded", "promised_at")
+_ORDER_CHANGES = ("status", "status_reason", "refunded", "promised_at", "consolidated_with")
 _FULFILLMENT_CHANGES = ("status", "status_reason", "pickup_deadline", "carrier", "tracking_number")
 
 
@@ -48,6 +49,8 @@ def _order_values(order: Order) -> dict[str, Any]:
         "request_hash": order.request_hash,
         "allow_backorder": order.allow_backorder,
         "promised_at": order.promised_at,
+        "address_key": address_key(order.address),
+        "consolidated_with": list(order.consolidated_with),
     }
 
 
@@ -65,6 +68,7 @@ def _fulfillment_values(order_id: str, f: Fulfillment) -> dict[str, Any]:
         "transfer": f.transfer,
         "backorder": f.backorder,
         "replaces": list(f.replaces),
+        "shipment_id": f.shipment_id,
         "hold_until": f.hold_until,
         "pickup_deadline": f.pickup_deadline,
         "carrier": f.carrier,
@@ -152,6 +156,7 @@ class OrderRepository:
                     transfer=f.transfer,
                     backorder=f.backorder,
                     replaces=tuple(f.replaces),
+                    shipment_id=f.shipment_id,
                     hold_until=f.hold_until,
                     pickup_deadline=f.pickup_deadline,
                     status_reason=f.status_reason,
@@ -168,6 +173,7 @@ class OrderRepository:
             refunded=row.refunded,
             allow_backorder=row.allow_backorder,
             promised_at=row.promised_at,
+            consolidated_with=list(row.consolidated_with),
             idempotency_key=row.idempotency_key,
             request_hash=row.request_hash,
             attempts=row.attempts,
@@ -201,6 +207,21 @@ class OrderRepository:
         return [
             (r.order_id, r.fulfillment_id) for r in await db.overdue_pickups(self._conn, now, limit)
         ]
+
+    async def parcels_to_join(self, order: Order, since: datetime) -> list[ShipWith]:
+        """Unshipped parcels of the buyer's earlier deliveries to the same address, placed
+        since `since`, the earliest first: candidates for consolidation."""
+        key = address_key(order.address)
+        if key is None:
+            return []
+        rows = await db.parcels_to_join(self._conn, order.order_id, order.customer_id, key, since)
+        return [ShipWith(r.order_id, r.location_id, r.shipment_id) for r in rows]
+
+    async def shipment_of(self, fulfillment_id: str) -> list[tuple[str, str]]:
+        """(order id, fulfillment id) of every fulfillment in the parcel this one ships in
+        (itself alone when it shares none), read without locking anything."""
+        rows = await db.shipment_fulfillments(self._conn, fulfillment_id)
+        return [(r.order_id, r.fulfillment_id) for r in rows]
 
     async def save(self) -> None:
         """Write every order this unit of work added or loaded, as far as it changed."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from services.retail.geo import distance_km
@@ -73,12 +73,23 @@ class RoutingRules:
 
 
 @dataclass(frozen=True)
+class ShipWith:
+    """An earlier delivery of the same buyer to the same address, not shipped yet: a parcel the
+    new order may join (consolidation)."""
+
+    order_id: str
+    location_id: str
+    shipment_id: str
+
+
+@dataclass(frozen=True)
 class RoutingRequest:
     method: str  # "delivery" | "pickup" | "reserve"
     lines: Mapping[str, int]  # sku -> units wanted
     destination: Point | None = None  # required for delivery
     store_id: str | None = None  # required for pickup and reserve
     excluded: frozenset[str] = frozenset()  # locations that already failed this order
+    ship_with: tuple[ShipWith, ...] = ()  # earlier parcels to join, the earliest first
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class PlannedFulfillment:
     pickup_store_id: str | None = None  # where the customer collects (pickup and reserve)
     transfer: bool = False  # stock travels from this location to the pickup store
     ready_in_days: int = 0
+    ships_with: ShipWith | None = None  # joins that earlier parcel (consolidation)
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,16 @@ def _route_delivery(
             applied.append(f"{kind} penalty {_num(penalty)}")
 
     complete = [a for a in eligible if _units(a.covers) == _units(wanted)]
+    joined = _consolidation(request.ship_with, complete)
+    if joined is not None:
+        parcel, a = joined
+        applied.append("consolidation")
+        why = (
+            f"Ships with order {parcel.order_id} (shipment {parcel.shipment_id}): the same buyer "
+            f"and address, not shipped yet, and {_named(a)} has everything."
+        )
+        planned = replace(_planned(a.site, "delivery", wanted), ships_with=parcel)
+        return _result((planned,), None, assessed, applied, why)
     if complete:
         applied.append("single location preferred")
         why = f"{_named(complete[0])} has everything with the best score"
@@ -214,6 +236,17 @@ def _route_delivery(
     why = f"No single location has everything; {_and(_named(a) for a in used)} cover it with the "
     why += f"fewest locations ({len(plan)}) and the lowest total score {_num(_total(used))}."
     return _result(plan, None, assessed, applied, why)
+
+
+def _consolidation(
+    parcels: Sequence[ShipWith], complete: Sequence[_Assessed]
+) -> tuple[ShipWith, _Assessed] | None:
+    """The earliest parcel of the buyer whose location can ship the whole new order too."""
+    can_ship_all = {a.site.location_id: a for a in complete}
+    for parcel in parcels:
+        if parcel.location_id in can_ship_all:
+            return parcel, can_ship_all[parcel.location_id]
+    return None
 
 
 def _score_for_shipping(

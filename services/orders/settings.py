@@ -19,6 +19,9 @@ class OrdersSettings(ServiceSettings):
     pickup_fallback: Literal["transfer", "reject"] = "transfer"
     pickup_window_seconds: float = 72 * 3600
     expiry_sweep_interval_seconds: float = 1.0
+    # A delivery joins the unshipped parcel of the same buyer's earlier order to the same
+    # address, placed within this many minutes (consolidation).
+    consolidation_window_minutes: float = Field(default=240, ge=0, le=7 * 24 * 60)
     # Inventory is the authority on stock: when the projection cannot place an order, routing
     # asks inventory for the current levels before it rejects (handlers/planning.py).
     inventory_url: str = "http://127.0.0.1:8001"

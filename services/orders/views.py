@@ -54,6 +54,7 @@ def fulfillment_view(row: Any, lines: dict[str, int]) -> Fulfillment:
         partner_id=row.partner_id,
         transfer=row.transfer,
         backorder=row.backorder,
+        shipment_id=row.shipment_id,
         hold_until=row.hold_until,
         carrier=row.carrier,
         tracking_number=row.tracking_number,
@@ -100,6 +101,7 @@ async def order(conn: AsyncConnection, order_id: str) -> Order:
             refunded=money(row.refunded),
         ),
         promised_at=row.promised_at,
+        consolidated_with=tuple(row.consolidated_with),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

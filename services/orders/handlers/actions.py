@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from services.contracts.orders import RejectCode, ShipIn
-from services.infrastructure.errors import Conflict
+from services.infrastructure.errors import Conflict, NotFound
+from services.orders.domain import CLOSED
 from services.orders.handlers.common import Policy, as_problems, now, order_of, order_with
 from services.orders.handlers.planning import reroute, route
 from services.orders.repository import OrdersUnitOfWork
@@ -29,10 +30,20 @@ async def hand_over(fulfillment_id: str, uow: OrdersUnitOfWork) -> None:
 
 
 async def ship(fulfillment_id: str, body: ShipIn, uow: OrdersUnitOfWork) -> None:
-    """Handed to the carrier: the stock is committed."""
-    order = await order_with(uow, fulfillment_id)
-    with as_problems():
-        order.ship(fulfillment_id, body.carrier, body.tracking_number)
+    """Handed to the carrier: the stock is committed. A consolidated parcel ships whole: every
+    fulfillment of its shipment, of every order in it, with this carrier and tracking number."""
+    parcel = await uow.orders.shipment_of(fulfillment_id)
+    if not parcel:
+        raise NotFound(f"fulfillment {fulfillment_id!r} does not exist")
+    # The orders are locked in one order (by id), so two people shipping the same parcel from
+    # different fulfillments wait for each other instead of deadlocking.
+    for order_id, member in parcel:
+        order = await order_of(uow, order_id)
+        f = order.fulfillment(member)
+        if member != fulfillment_id and (f is None or f.status in CLOSED):
+            continue  # left the parcel (cancelled, rejected, expired)
+        with as_problems():
+            order.ship(member, body.carrier, body.tracking_number)
     await uow.commit()
 
 

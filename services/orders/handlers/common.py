@@ -40,6 +40,7 @@ class Policy:
     max_attempts: int
     pickup_window: timedelta
     stock: StockAuthority | None = None
+    consolidation_window: timedelta = timedelta(minutes=240)
 
 
 def now() -> datetime:

@@ -58,12 +58,17 @@ async def route(
     those `replacing` once they hold (a change of pickup store)."""
     excluded = order.failed_locations()
     address = order.address or {}
+    ship_with: list[routing.ShipWith] = []
+    if order.method is FulfillmentMethod.DELIVERY and policy.consolidation_window:
+        since = now() - policy.consolidation_window
+        ship_with = await uow.orders.parcels_to_join(order, since)
     request = routing.RoutingRequest(
         method=order.method.value,
         lines=lines,
         destination=routing.Point(address["lat"], address["lon"]) if address else None,
         store_id=store_id or order.store_id,
         excluded=excluded,
+        ship_with=tuple(ship_with),
     )
     day = today()
     skus = list(lines)

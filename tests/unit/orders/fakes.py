@@ -17,7 +17,8 @@ from services.contracts.inventory import Location, StockLevel, Supply, SupplySta
 from services.contracts.pricing import QuoteTokenClaims, TokenLine
 from services.infrastructure.errors import ServiceUnavailable
 from services.infrastructure.quote_tokens import SigningKeys, sign_quote_token
-from services.orders.domain import Order, TakenBack
+from services.orders.domain import Order, TakenBack, address_key
+from services.orders.routing import ShipWith
 
 KEYS = SigningKeys.parse("unit:unit-test-signing-key-0123456789-abcdefgh")
 
@@ -206,6 +207,36 @@ class FakeOrderRepository:
             and f.pickup_deadline
             and f.pickup_deadline <= now
         ][:limit]
+
+    async def parcels_to_join(self, order: Order, since: datetime) -> list[ShipWith]:
+        key = address_key(order.address)
+        return [
+            ShipWith(o.order_id, f.location_id, f.shipment_id or f.fulfillment_id)
+            for o in self.stored.values()
+            if o.order_id != order.order_id
+            and o.customer_id == order.customer_id
+            and address_key(o.address) == key
+            and o.method is order.method
+            for f in o.fulfillments
+            if f.status.value in ("pending", "reserved", "accepted") and not f.backorder
+        ]
+
+    async def shipment_of(self, fulfillment_id: str) -> list[tuple[str, str]]:
+        shipment = next(
+            (
+                f.shipment_id
+                for o in self.stored.values()
+                for f in o.fulfillments
+                if f.fulfillment_id == fulfillment_id
+            ),
+            None,
+        )
+        return sorted(
+            (o.order_id, f.fulfillment_id)
+            for o in self.stored.values()
+            for f in o.fulfillments
+            if f.fulfillment_id == fulfillment_id or (shipment and f.shipment_id == shipment)
+        )
 
     def save(self) -> None:
         for order in self._seen.values():

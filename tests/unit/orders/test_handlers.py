@@ -526,3 +526,62 @@ async def test_the_pickup_store_cannot_change_once_ready(
     with pytest.raises(Conflict, match="only while the order is reserved"):
         async with uow:
             await handlers.change_pickup_store(order_id, "store-utr", uow, policy)
+
+
+async def test_a_buyers_second_delivery_to_the_same_address_ships_with_the_first(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    uow.network.available["TEE", "store-utr"] = 5  # the first order's only source
+    uow.network.available["CAP", "wh"] = 5
+    uow.network.available["CAP", "store-utr"] = 5
+    first = await place(uow, policy, {"TEE": (1, 1999)})
+    (parcel,) = uow.orders.stored[first].fulfillments
+    assert parcel.location_id == "store-utr"
+
+    # Another channel, the address written differently: still the same buyer and door.
+    same_door = {
+        "method": "delivery",
+        "address": {**HOME_AT, "line1": "  DAMRAK 1 ", "postal_code": "1012 "},
+    }
+    second = await place(uow, policy, {"CAP": (1, 999)}, fulfillment=same_door)
+    (joined,) = uow.orders.stored[second].fulfillments
+    assert joined.location_id == "store-utr"  # not the nearer warehouse: it ships with the first
+    assert joined.shipment_id == parcel.shipment_id
+    assert uow.orders.stored[second].consolidated_with == [first]
+
+    for order_id, f in ((first, parcel), (second, joined)):
+        async with uow:
+            await handlers.on_stock_reserved(reserved(order_id, f), uow)
+            await uow.commit()
+    async with uow:  # one call ships the whole parcel
+        await handlers.ship(
+            joined.fulfillment_id, ShipIn(carrier="PostNL", tracking_number="3S9"), uow
+        )
+    for order_id in (first, second):
+        order = uow.orders.stored[order_id]
+        assert order.status is OrderStatus.COMPLETED
+        assert order.fulfillments[0].tracking_number == "3S9"
+
+
+async def test_another_address_or_a_shipped_parcel_never_joins(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    uow.network.available["TEE", "store-utr"] = 5
+    uow.network.available["CAP", "wh"] = 5
+    uow.network.available["CAP", "store-utr"] = 5
+    first = await place(uow, policy, {"TEE": (1, 1999)})
+    elsewhere = {"method": "delivery", "address": {**HOME_AT, "line1": "Damrak 2"}}
+    other = await place(uow, policy, {"CAP": (1, 999)}, fulfillment=elsewhere)
+    assert uow.orders.stored[other].fulfillments[0].location_id == "wh"
+    assert uow.orders.stored[other].consolidated_with == []
+
+    (f,) = uow.orders.stored[first].fulfillments
+    async with uow:
+        await handlers.on_stock_reserved(reserved(first, f), uow)
+        await uow.commit()
+    async with uow:
+        await handlers.ship(f.fulfillment_id, ShipIn(carrier="DHL", tracking_number="1"), uow)
+    later = await place(uow, policy, {"CAP": (1, 999)})
+    assert uow.orders.stored[later].fulfillments[0].location_id == "wh"
+    decision = uow.orders.stored[later].fulfillments[0]
+    assert decision.shipment_id == decision.fulfillment_id

@@ -1,6 +1,6 @@
 """backorders against incoming stock: orders may allow them and carry a promised date;
 fulfillments may wait for a promise; the old retry-until-stock-arrives bookkeeping goes; a new
-pickup store's fulfillment names the ones it replaces
+pickup store's fulfillment names the ones it replaces; consolidated deliveries share a shipment
 
 Revision ID: 0002
 Revises: 0001
@@ -25,6 +25,21 @@ def upgrade() -> None:
     )
     op.add_column("orders", sa.Column("promised_at", sa.DateTime(timezone=True), nullable=True))
     op.drop_column("orders", "backordered_at")
+    op.add_column("orders", sa.Column("address_key", sa.String(length=400), nullable=True))
+    op.add_column(
+        "orders",
+        sa.Column(
+            "consolidated_with",
+            postgresql.ARRAY(sa.String(length=64)),
+            server_default=sa.text("'{}'"),
+            nullable=False,
+        ),
+    )
+    op.create_index(
+        "ix_orders_consolidation", "orders", ["customer_id", "address_key", "created_at"]
+    )
+    op.add_column("fulfillments", sa.Column("shipment_id", sa.String(length=64), nullable=True))
+    op.create_index("ix_fulfillments_shipment_id", "fulfillments", ["shipment_id"])
     op.add_column(
         "fulfillments",
         sa.Column("backorder", sa.Boolean(), server_default=sa.text("false"), nullable=False),
@@ -41,6 +56,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_fulfillments_shipment_id", table_name="fulfillments")
+    op.drop_column("fulfillments", "shipment_id")
+    op.drop_index("ix_orders_consolidation", table_name="orders")
+    op.drop_column("orders", "consolidated_with")
+    op.drop_column("orders", "address_key")
     op.drop_column("fulfillments", "replaces")
     op.drop_column("fulfillments", "backorder")
     op.add_column("orders", sa.Column("backordered_at", sa.DateTime(timezone=True), nullable=True))

@@ -1,5 +1,6 @@
-"""Planning a pre-order against incoming stock, pure: the soonest complete cover wins, nothing is
-planned beyond what can still be promised, and the choice is deterministic."""
+"""Routing for the second wave, pure: a pre-order against incoming stock (the soonest complete
+cover wins, never beyond what can still be promised, deterministic), and consolidation (a
+delivery joins the buyer's earlier parcel when that location can ship it all)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.orders.routing import Point, RoutingRequest, Site, Supply, plan_backorder
+from services.orders.routing import (
+    Point,
+    RoutingRequest,
+    ShipWith,
+    Site,
+    Supply,
+    plan_backorder,
+    route_order,
+)
 
 MONDAY = datetime(2026, 12, 7, 9, tzinfo=UTC)
 HOME = Point(52.37, 4.89)
@@ -113,3 +122,34 @@ def test_never_more_than_can_be_promised_and_the_same_answer_in_any_order(
             incoming = [s for s in supplies if s.location_id == at and s.sku == sku]
             assert sum(s.promisable for s in incoming) >= units
         assert plan.promised_at in {s.expected_at for s in supplies if s.location_id == at}
+
+
+def stocked(location_id: str, lat: float, lon: float, **available: int) -> Site:
+    return Site(
+        location_id, "warehouse", lat, lon, frozenset({"ship"}), 10, 100, available, location_id
+    )
+
+
+def test_a_delivery_joins_the_earlier_parcel_when_that_location_has_everything() -> None:
+    sites = [stocked("wh-near", 52.36, 4.88, CAP=5), stocked("wh-far", 51.4, 5.4, CAP=5)]
+    parcel = ShipWith("ord_earlier", "wh-far", "shp-1")
+    result = route_order(
+        RoutingRequest(method="delivery", lines={"CAP": 1}, destination=HOME, ship_with=(parcel,)),
+        sites,
+    )
+    (planned,) = result.fulfillments
+    assert (planned.location_id, planned.ships_with) == ("wh-far", parcel)
+    assert "consolidation" in result.rules_applied
+    assert "ord_earlier" in result.explanation
+
+
+def test_a_parcel_whose_location_cannot_serve_the_new_order_is_not_joined() -> None:
+    sites = [stocked("wh-near", 52.36, 4.88, CAP=5), stocked("wh-far", 51.4, 5.4, CAP=0)]
+    parcel = ShipWith("ord_earlier", "wh-far", "shp-1")
+    result = route_order(
+        RoutingRequest(method="delivery", lines={"CAP": 1}, destination=HOME, ship_with=(parcel,)),
+        sites,
+    )
+    (planned,) = result.fulfillments
+    assert (planned.location_id, planned.ships_with) == ("wh-near", None)
+    assert "consolidation" not in result.rules_applied
