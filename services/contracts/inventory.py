@@ -109,6 +109,12 @@ class ReleaseStock(Event):
     order_id: Identifier
     reservation_id: Identifier
     reason: str = Field(default="released", max_length=200)
+    lines: tuple[StockLine, ...] | None = Field(
+        default=None,
+        max_length=200,
+        description="Give back only these units (a partial cancel); the rest stays held. "
+        "Without lines, the whole reservation (or promise).",
+    )
     correction: StockCorrection | None = Field(
         default=None,
         description="A location turned the units down because they are not there: correct its "
@@ -277,6 +283,12 @@ class StockPromiseRejected(_OrderEvent):
     location_id: Identifier
     detail: str
     shortages: tuple[Shortage, ...] = ()
+    reason: RejectionReason = Field(
+        default=RejectionReason.INSUFFICIENT_STOCK,
+        description="`insufficient_stock`: not enough incoming there can still be promised; "
+        "`unknown_location`; `reservation_closed`: this promise id was released (or used) "
+        "before, so it can never hold stock.",
+    )
 
 
 class ReservationExpired(_OrderEvent):
@@ -605,6 +617,39 @@ class NearQuery(BaseModel):
                 "dependentRequired": schema["dependentRequired"],
             },
         }
+
+
+class PromiseStatus(StrEnum):
+    PROMISED = "promised"
+    RESERVED = "reserved"
+    RELEASED = "released"
+
+
+class PromiseDraw(Contract):
+    """The units of one line a promise draws on one supply, and how many of them arrived (held
+    for the promise until all of it is there)."""
+
+    supply_id: Identifier
+    sku: Sku
+    quantity: int
+    arrived: int
+
+
+class StockPromise(Contract):
+    """Incoming stock promised to a backordered fulfillment. `reserved` once every unit it draws
+    on arrived (at once, with no draws, when the units were on the shelf already when it was
+    asked for): then it is the held reservation `promise_id`."""
+
+    promise_id: Identifier
+    order_id: Identifier
+    fulfillment_id: Identifier
+    location_id: Identifier
+    status: PromiseStatus
+    lines: tuple[StockLine, ...]
+    draws: tuple[PromiseDraw, ...]
+    promised_at: datetime
+    created_at: datetime
+    updated_at: datetime
 
 
 class Reservation(Contract):

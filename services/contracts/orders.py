@@ -170,6 +170,7 @@ class OrderLine(Contract):
     unit_net_prices: tuple[int, ...]
     total: Money
     returned_quantity: int = 0
+    cancelled_quantity: int = Field(default=0, description="Units cancelled before they left.")
 
 
 class Fulfillment(Contract):
@@ -322,8 +323,32 @@ class PickupStoreIn(Contract):
     store_id: Identifier
 
 
+class CancelLineIn(Contract):
+    sku: Sku
+    quantity: Quantity
+
+
 class CancelIn(Contract):
+    """Without `lines`, the whole order; with them, only those units (before they are shipped
+    or handed over), refunded at what they were paid. Cancelling the last units cancels the
+    order."""
+
     reason: Text = Field(default="cancelled by request", min_length=1, max_length=500)
+    lines: tuple[CancelLineIn, ...] | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _unique(self) -> CancelIn:
+        skus = [line.sku for line in self.lines or ()]
+        if len(skus) != len(set(skus)):
+            raise ValueError("each sku may appear only once; add the quantities up instead")
+        return self
+
+
+class OrderAfterCancel(Order):
+    """The order after a cancel, with what the cancelled units refund (null for a whole-order
+    cancel of an order nothing was charged back for yet)."""
+
+    refund: Money | None = None
 
 
 class ReturnLineIn(Contract):
@@ -479,6 +504,20 @@ class ReturnAccepted(_OrderEvent):
 
 
 class RefundIssued(_OrderEvent):
+    """Money back: for a return (`return_id`) or for units cancelled before they left
+    (`cancellation_id`)."""
+
     TYPE: ClassVar[str] = "omniroute.orders.refund_issued.v1"
-    return_id: Identifier
+    return_id: Identifier | None = None
+    cancellation_id: Identifier | None = None
     amount: Money
+
+
+class OrderLinesCancelled(_OrderEvent):
+    """Some units of the order were cancelled before they left; the rest goes on."""
+
+    TYPE: ClassVar[str] = "omniroute.orders.order_lines_cancelled.v1"
+    cancellation_id: Identifier
+    lines: tuple[StockLine, ...]
+    refund: Money
+    reason: str

@@ -83,15 +83,28 @@ ORDERS_IN: tuple[Example, ...] = (
         },
     },
 )
-CANCEL_IN: Example = {
-    "summary": "Customer changed their mind",
-    "value": {"reason": "customer request"},
+CANCEL_IN: tuple[Example, ...] = (
+    {"summary": "Customer changed their mind", "value": {"reason": "customer request"}},
+    {
+        "summary": "Cancel one of three tees (a partial cancel, refunded at what it was paid)",
+        "value": {"reason": "ordered one too many", "lines": [{"sku": "TEE-WHT-M", "quantity": 1}]},
+    },
+)
+PICKUP_STORE_IN: Example = {
+    "summary": "Collect at Utrecht instead",
+    "value": {"store_id": "store-utr-hoog-catharijne"},
 }
 SHIP_IN: Example = {
     "summary": "Handed to a carrier",
     "value": {"carrier": "PostNL", "tracking_number": "3SABCD1234567"},
 }
-REJECT_IN: Example = {"summary": "Short pick", "value": {"reason": "short pick: 1 unit damaged"}}
+REJECT_IN: tuple[Example, ...] = (
+    {"summary": "Short pick", "value": {"reason": "short pick: 1 unit damaged", "code": "damaged"}},
+    {
+        "summary": "Not on the shelf: inventory corrects the store's stock",
+        "value": {"reason": "shelf is empty", "code": "not_in_stock"},
+    },
+)
 ADJUSTMENTS_IN: tuple[Example, ...] = (
     {
         "summary": "A delivery arrives",
@@ -188,6 +201,21 @@ API_KEYS_IN: tuple[Example, ...] = (
     },
 )
 
+SUPPLY_IN: Example = {
+    "summary": "A purchase order on its way",
+    "value": {
+        "supply_id": "po-2026-0412",
+        "location_id": "wh-tilburg",
+        "sku": "TENT-2P",
+        "quantity": 24,
+        "expected_at": "2026-11-28T08:00:00Z",
+    },
+}
+RECEIVE_IN: tuple[Example, ...] = (
+    {"summary": "Part of it arrived", "value": {"quantity": 10}},
+    {"summary": "All of it arrived", "value": {}},
+)
+
 # Responses
 
 AVAILABILITY: Example = {
@@ -215,6 +243,14 @@ AVAILABILITY: Example = {
                     "distance_km": 96.4,
                 },
             ],
+            "incoming": [
+                {
+                    "location_id": "wh-tilburg",
+                    "quantity": 20,
+                    "expected_at": "2026-11-28T08:00:00Z",
+                }
+            ],
+            "next_available_at": "2026-11-28T08:00:00Z",
         }
     ]
 }
@@ -469,3 +505,19 @@ ROUTING_SITES: list[Example] = [
 API_KEY: Example = {k: v for k, v in API_KEY_CREATED.items() if k != "api_key"}
 API_KEY_PAGE: Example = {"items": [API_KEY], "next_cursor": None}
 API_KEY_REVOKED: Example = {**API_KEY, "revoked_at": "2026-11-21T11:00:00Z"}
+SUPPLY: Example = {
+    **SUPPLY_IN["value"],
+    "received": 0,
+    "promised": 4,
+    "promisable": 20,
+    "status": "incoming",
+    "created_at": _AT,
+    "updated_at": _AT,
+}
+SUPPLY_RECEIVED: Example = {
+    **SUPPLY,
+    "received": 10,
+    "promised": 0,
+    "promisable": 14,
+    "updated_at": "2026-11-28T08:40:00Z",
+}

@@ -13,6 +13,7 @@ from services.contracts.inventory import (
     LocationIn,
     LocationType,
     NearQuery,
+    ReceiveIn,
     Reconciliation,
     Reservation,
     ReservationStatus,
@@ -22,10 +23,14 @@ from services.contracts.inventory import (
     StockLevel,
     StockLevelIn,
     StockLine,
+    StockPromise,
+    Supply,
+    SupplyIn,
+    SupplyStatus,
 )
 from services.infrastructure.errors import PROBLEM_RESPONSES, InvalidRequest, NotFound
 from services.infrastructure.service import UnitOfWorkDep
-from services.inventory import db, domain, handlers
+from services.inventory import db, domain, handlers, views
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
 
@@ -87,19 +92,22 @@ async def adjust_stock(
     location_id: Identifier,
     body: StockAdjustmentIn,
     uow: UoW,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=100,
-            description="Repeat a request safely (the movement ledger keeps the key).",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> StockLevel:
     """A receipt, POS sale, count correction or damage; recorded in the movement ledger."""
     async with uow:
         return await handlers.adjust_stock(location_id, body, uow, idempotency_key)
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=100,
+        description="Repeat a request safely (the movement ledger keeps the key).",
+    ),
+]
 
 
 @router.put("/locations/{location_id}/stock-feed", tags=["stock"])
@@ -125,6 +133,54 @@ async def availability(
         raise InvalidRequest(str(exc)) from None
     async with uow:
         return await handlers.get_availability(sku, point, nearby.radius_km, location_type, uow)
+
+
+@router.post("/incoming-stock", tags=["incoming stock"])
+async def put_supply(body: SupplyIn, uow: UoW) -> Supply:
+    """Create or update a supply on its way (a purchase order or transfer) by its own id; its
+    quantity never below what was received plus what is promised to backorders."""
+    async with uow:
+        return await handlers.upsert_supply(body, uow)
+
+
+@router.get("/incoming-stock", tags=["incoming stock"])
+async def list_supplies(
+    uow: UoW,
+    sku: Annotated[list[Sku] | None, Query(max_length=100)] = None,
+    location_id: Identifier | None = None,
+    status: SupplyStatus | None = None,
+) -> list[Supply]:
+    """Supplies, soonest first, filtered by skus, location and status; with what each can still
+    promise (orders plans backorders with it). At most 1000 when no sku narrows the list."""
+    async with uow:
+        return await views.supplies(uow.connection, sku, location_id, status)
+
+
+@router.get("/incoming-stock/{supply_id}", tags=["incoming stock"])
+async def get_supply(supply_id: Identifier, uow: UoW) -> Supply:
+    """One supply."""
+    async with uow:
+        return await views.supply(uow.connection, supply_id)
+
+
+@router.post("/incoming-stock/{supply_id}/receive", tags=["incoming stock"])
+async def receive_supply(
+    supply_id: Identifier,
+    uow: UoW,
+    body: ReceiveIn | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Supply:
+    """Units of a supply arrive (all still incoming, without `quantity`): a receipt in the
+    ledger; backorders promised on it are reserved in the order they were promised."""
+    async with uow:
+        return await handlers.receive_supply(supply_id, body, uow, idempotency_key)
+
+
+@router.get("/promises/{promise_id}", tags=["incoming stock"])
+async def get_promise(promise_id: Identifier, uow: UoW) -> StockPromise:
+    """One promise of incoming stock, with the supplies it draws on and what of them arrived."""
+    async with uow:
+        return await views.promise(uow.connection, promise_id)
 
 
 @router.get("/reservations/{reservation_id}", tags=["reservations"])

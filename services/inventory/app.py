@@ -21,7 +21,8 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
     return create_service_app(
         runtime,
         title="Omniroute inventory",
-        description="Locations, stock levels, reservations and the movement ledger. Internal API: "
+        description="Locations, stock levels, reservations, incoming stock with the promises "
+        "made against it, and the movement ledger. Internal API: "
         "the gateway fronts it. Consumes inventory.commands.v1; publishes inventory.events.v1 and "
         "inventory.availability.v1.",
         routers=[api.router],

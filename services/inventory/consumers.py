@@ -7,7 +7,13 @@ from collections.abc import Callable
 from faststream.kafka import KafkaMessage, KafkaRouter
 
 from services.contracts import topics
-from services.contracts.inventory import CommitStock, ReleaseStock, ReserveStock, RestockReturn
+from services.contracts.inventory import (
+    CommitStock,
+    PromiseStock,
+    ReleaseStock,
+    ReserveStock,
+    RestockReturn,
+)
 from services.infrastructure.broker import delivery_of, subscriber_options
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.inbox import Dispatcher
@@ -23,6 +29,7 @@ def build_router(settings: InventorySettings, uow_factory: Callable[[], UnitOfWo
             ReleaseStock: handlers.release_stock,
             CommitStock: handlers.commit_stock,
             RestockReturn: handlers.restock_return,
+            PromiseStock: handlers.promise_stock,
         },
         uow_factory,
         max_attempts=settings.consumer_max_attempts,
@@ -32,7 +39,8 @@ def build_router(settings: InventorySettings, uow_factory: Callable[[], UnitOfWo
     @router.subscriber(
         topics.INVENTORY_COMMANDS.name,
         title="inventory.commands.v1",
-        description="ReserveStock, ReleaseStock, CommitStock and RestockReturn, keyed by order_id.",
+        description="ReserveStock, ReleaseStock, CommitStock, RestockReturn and PromiseStock, "
+        "keyed by order_id.",
         **subscriber_options(settings, settings.consumer_group),
     )
     async def on_inventory_command(message: KafkaMessage) -> None:

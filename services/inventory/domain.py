@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.contracts.inventory import AdjustmentReason
+from services.contracts.inventory import AdjustmentReason, StockCorrection, SupplyStatus
 from services.retail.geo import distance_km
 from services.retail.holds import hold_problem
 
@@ -108,6 +108,136 @@ def shortages(requested: dict[str, int], levels: dict[str, Level]) -> list[Short
 def hold_is_valid(hold_until: datetime | None, now: datetime) -> str | None:
     """None when the hold time is acceptable (or there is none), otherwise why not."""
     return None if hold_until is None else hold_problem(hold_until, now)
+
+
+# Incoming stock: supplies, the promises made against them, and their receipt
+
+
+@dataclass(frozen=True)
+class SupplyState:
+    """A purchase order or transfer on its way. `promised` counts units promised to backorders
+    that have not arrived yet, so `received + promised <= quantity` always holds."""
+
+    location_id: str
+    sku: str
+    quantity: int
+    received: int = 0
+    promised: int = 0
+
+    @property
+    def incoming(self) -> int:
+        return self.quantity - self.received
+
+    @property
+    def promisable(self) -> int:
+        """Units still incoming that no backorder was promised."""
+        return max(self.quantity - self.received - self.promised, 0)
+
+    @property
+    def status(self) -> SupplyStatus:
+        return SupplyStatus.RECEIVED if self.received >= self.quantity else SupplyStatus.INCOMING
+
+
+def check_supply_change(current: SupplyState | None, proposed: SupplyState) -> None:
+    """An upsert of a supply may not strand what was received or promised against it."""
+    if current is None:
+        return
+    if (proposed.location_id, proposed.sku) != (current.location_id, current.sku) and (
+        current.received or current.promised
+    ):
+        raise StockRuleViolation(
+            f"{current.received} units of it were received and {current.promised} promised at "
+            f"{current.location_id} as {current.sku}; its location and sku cannot change"
+        )
+    if proposed.quantity < current.received + current.promised:
+        raise StockRuleViolation(
+            f"quantity {proposed.quantity} is below the {current.received} units received plus "
+            f"the {current.promised} promised to backorders"
+        )
+
+
+def units_to_receive(requested: int | None, current: SupplyState) -> int:
+    """How many units a receipt takes in: what was asked for (everything still incoming when
+    nothing was), never more than is still incoming."""
+    if current.incoming <= 0:
+        raise StockRuleViolation(f"all {current.quantity} units were received already")
+    if requested is None:
+        return current.incoming
+    if requested > current.incoming:
+        raise StockRuleViolation(
+            f"{requested} units cannot arrive: only {current.incoming} of {current.quantity} are "
+            "still incoming (raise the supply's quantity first)"
+        )
+    return requested
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A supply as a promise sees it: what it can still promise, and when it is expected."""
+
+    supply_id: str
+    promisable: int
+    expected_at: datetime
+
+
+@dataclass(frozen=True)
+class Draw:
+    supply_id: str
+    quantity: int
+    expected_at: datetime
+
+
+def draw_on_supplies(wanted: int, supplies: Iterable[Incoming]) -> list[Draw] | None:
+    """Promise `wanted` units from the supplies expected soonest (ties by supply id), from
+    several when one is not enough, never beyond what each can still promise; None when all of
+    them together cannot cover it."""
+    draws, left = [], wanted
+    for supply in sorted(supplies, key=lambda s: (s.expected_at, s.supply_id)):
+        if left == 0:
+            break
+        if supply.promisable <= 0:
+            continue
+        take = min(left, supply.promisable)
+        draws.append(Draw(supply.supply_id, take, supply.expected_at))
+        left -= take
+    return draws if left == 0 else None
+
+
+def promised_at(draws: Iterable[Draw]) -> datetime:
+    """A promise is kept when the last supply it draws on arrives."""
+    return max(draw.expected_at for draw in draws)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A promise waiting on a supply: units of it promised that have not arrived yet."""
+
+    promise_id: str
+    outstanding: int
+
+
+def assign_arrivals(units: int, waiting: Sequence[Waiting]) -> list[tuple[str, int]]:
+    """Arriving units go to the promises waiting on that supply in the order they were made
+    (`waiting` is in that order), each taking what it still waits for, until the units run out.
+    What is left over is nobody's: it becomes available."""
+    assigned, left = [], units
+    for promise in waiting:
+        if left == 0:
+            break
+        take = min(left, promise.outstanding)
+        if take > 0:
+            assigned.append((promise.promise_id, take))
+            left -= take
+    return assigned
+
+
+def correction_delta(level: Level, correction: StockCorrection, released: int) -> int:
+    """The on_hand change a rejected pick asks for, after its units were released: `not_in_stock`
+    counts the location down to what other reservations hold (nothing more is there);
+    `damaged` writes the released units off."""
+    if correction is StockCorrection.NOT_IN_STOCK:
+        return level.reserved - level.on_hand
+    return -min(released, level.on_hand - level.reserved)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from services.contracts.orders import (
     FulfillmentStatus,
     Order,
     OrderAccepted,
+    OrderAfterCancel,
     PickupStoreIn,
     PlaceOrder,
     QueueCursor,
@@ -79,12 +80,16 @@ async def get_routing(order_id: Identifier, uow: UoW) -> RoutingDecision:
 
 
 @router.post("/orders/{order_id}/cancel", tags=["orders"])
-async def cancel_order(order_id: Identifier, uow: UoW, body: CancelIn | None = None) -> Order:
-    """Cancel the order and release its stock (not once anything shipped or was collected)."""
+async def cancel_order(
+    order_id: Identifier, uow: UoW, body: CancelIn | None = None
+) -> OrderAfterCancel:
+    """Cancel the order and release its stock (not once anything shipped or was collected); with
+    `lines`, only those units, and `refund` is what they were paid."""
     async with uow:
-        await handlers.cancel(order_id, (body or CancelIn()).reason, uow)
+        refund = await handlers.cancel(order_id, body or CancelIn(), uow)
     async with uow:
-        return await views.order(uow.connection, order_id)
+        order = await views.order(uow.connection, order_id)
+    return OrderAfterCancel(**dict(order), refund=refund)
 
 
 @router.post("/orders/{order_id}/pickup-store", tags=["orders"])

@@ -82,6 +82,9 @@ class OrderLineRow(OrdersTable, table=True):
     returned_quantity: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
     )
+    cancelled_quantity: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
 
 
 class FulfillmentRow(OrdersTable, table=True):
@@ -322,11 +325,34 @@ async def order_lines(conn: AsyncConnection, order_id: str, *, lock: bool = Fals
     return (await conn.execute(text(query), {"id": order_id})).all()
 
 
-async def set_returned(conn: AsyncConnection, order_id: str, sku: str, quantity: int) -> None:
+async def set_given_back(
+    conn: AsyncConnection, order_id: str, sku: str, returned: int, cancelled: int
+) -> None:
     await conn.execute(
-        text("UPDATE order_lines SET returned_quantity = :q WHERE order_id = :id AND sku = :sku"),
-        {"q": quantity, "id": order_id, "sku": sku},
+        text(
+            "UPDATE order_lines SET returned_quantity = :r, cancelled_quantity = :c"
+            " WHERE order_id = :id AND sku = :sku"
+        ),
+        {"r": returned, "c": cancelled, "id": order_id, "sku": sku},
     )
+
+
+async def set_fulfillment_lines(
+    conn: AsyncConnection, fulfillment_id: str, lines: dict[str, int]
+) -> None:
+    """A fulfillment that gave some units back (a partial cancel) goes on with these."""
+    await conn.execute(
+        text("DELETE FROM fulfillment_lines WHERE fulfillment_id = :id AND NOT sku = ANY(:skus)"),
+        {"id": fulfillment_id, "skus": list(lines)},
+    )
+    for sku, quantity in lines.items():
+        await conn.execute(
+            text(
+                "UPDATE fulfillment_lines SET quantity = :q"
+                " WHERE fulfillment_id = :id AND sku = :sku"
+            ),
+            {"q": quantity, "id": fulfillment_id, "sku": sku},
+        )
 
 
 # Fulfillments
@@ -469,7 +495,7 @@ async def parcels_to_join(
         " JOIN fulfillments f ON f.order_id = o.order_id"
         " WHERE o.customer_id = :customer AND o.address_key = :address"
         " AND o.created_at >= :since AND o.order_id <> :order AND o.method = 'delivery'"
-        " AND f.status IN ('pending', 'reserved', 'accepted') AND NOT f.backorder"
+        " AND f.status IN ('pending', 'reserved', 'accepted')"
         " ORDER BY o.created_at, f.created_at, f.fulfillment_id"
     )
     params = {"customer": customer_id, "address": address_key, "since": since, "order": order_id}

@@ -40,6 +40,7 @@ from services.contracts.orders import (
     OrderCompleted,
     OrderConfirmed,
     OrderExpired,
+    OrderLinesCancelled,
     OrderPlaced,
     OrderRejected,
     OrderStatus,
@@ -176,10 +177,16 @@ class OrderLine:
     unit_price: int
     unit_net_prices: list[int]
     returned_quantity: int = 0
+    cancelled_quantity: int = 0
 
     @property
     def total(self) -> int:
         return sum(self.unit_net_prices)
+
+    @property
+    def given_back(self) -> int:
+        """Units already refunded, returned or cancelled: the next refund starts after them."""
+        return self.returned_quantity + self.cancelled_quantity
 
 
 @dataclass
@@ -662,6 +669,61 @@ class Order:
         self._become(O.EXPIRED, reason)
         self._record(OrderExpired(order_id=self.order_id, reason=reason))
 
+    def cancel_lines(self, cancellation_id: str, lines: Mapping[str, int], reason: str) -> Money:
+        """Cancel some units before they leave: their stock goes back and they are refunded
+        at what they were paid (the same per-unit rule as returns). Cancelling the last units
+        cancels the order."""
+        if self.ended:
+            raise RuleViolation(f"the order is already {self.status.value}")
+        refund = 0
+        for sku, quantity in sorted(lines.items()):
+            line = self.lines.get(sku)
+            if line is None:
+                raise InvalidChange(f"{sku} is not part of order {self.order_id}")
+            holding = [f for f in reversed(self.fulfillments) if f.status in HOLDING]
+            if any(f.backorder and sku in f.lines for f in holding):
+                # Inventory holds a promise whole: a pre-order is cancelled as a whole order.
+                raise RuleViolation(
+                    f"{sku} is promised from incoming stock; cancel the whole order instead"
+                )
+            cancellable = sum(f.lines.get(sku, 0) for f in holding)
+            if quantity > cancellable:
+                raise RuleViolation(
+                    f"only {cancellable} of {sku} can still be cancelled; the rest has left or "
+                    "been cancelled: return it instead"
+                )
+            try:
+                refund += refund_of_units(line.unit_net_prices, line.given_back, quantity)
+            except RefundError as exc:
+                raise InvalidChange(f"{sku}: {exc}") from None
+            line.cancelled_quantity += quantity
+            left = quantity
+            for f in holding:  # the newest fulfillments give their units back first
+                take = min(left, f.lines.get(sku, 0))
+                if take:
+                    self._give_back(f, sku, take, reason)
+                    left -= take
+        amount = self._money(refund)
+        self.refunded += refund
+        self._record(
+            OrderLinesCancelled(
+                order_id=self.order_id,
+                cancellation_id=cancellation_id,
+                lines=stock_lines(lines),
+                refund=amount,
+                reason=reason,
+            )
+        )
+        self._record(
+            RefundIssued(order_id=self.order_id, cancellation_id=cancellation_id, amount=amount)
+        )
+        if all(line.cancelled_quantity >= line.quantity for line in self.lines.values()):
+            self._become(O.CANCELLED, reason)
+            self._record(OrderCancelled(order_id=self.order_id, reason=reason))
+        else:
+            self.settle()
+        return amount
+
     # Returns
 
     def take_back(
@@ -684,7 +746,7 @@ class Order:
             sold = self.lines.get(sku)
             if sold is None:
                 raise InvalidChange(f"{sku} is not part of order {self.order_id}")
-            already = sold.returned_quantity + returned.get(sku, 0)
+            already = sold.given_back + returned.get(sku, 0)
             try:
                 refund = refund_of_units(sold.unit_net_prices, already, quantity)
             except RefundError as exc:
@@ -770,6 +832,26 @@ class Order:
                 from_store_id=previous,
                 to_store_id=new.pickup_store_id or "",
                 fulfillment_id=new.fulfillment_id,
+            )
+        )
+
+    def _give_back(self, f: Fulfillment, sku: str, units: int, reason: str) -> None:
+        """Units of one fulfillment go back: all of it (cancelled) or part (it goes on smaller)."""
+        if units == sum(f.lines.values()):
+            f.step(F.CANCELLED, "cancel it", reason)
+            self._record(
+                ReleaseStock(order_id=self.order_id, reservation_id=f.fulfillment_id, reason=reason)
+            )
+            return
+        f.lines[sku] -= units
+        if not f.lines[sku]:
+            del f.lines[sku]
+        self._record(
+            ReleaseStock(
+                order_id=self.order_id,
+                reservation_id=f.fulfillment_id,
+                reason=reason,
+                lines=(StockLine(sku=sku, quantity=units),),
             )
         )
 

@@ -82,7 +82,9 @@ class OrderRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._conn = connection
         # What each loaded order looked like in the database, to write only what changed.
-        self._stored: dict[str, tuple[dict[str, Any], dict[str, int], dict[str, dict[str, Any]]]]
+        self._stored: dict[
+            str, tuple[dict[str, Any], dict[str, tuple[int, int]], dict[str, dict[str, Any]]]
+        ]
         self._stored = {}
         self._seen: dict[str, Order] = {}
 
@@ -140,6 +142,7 @@ class OrderRepository:
                     unit_price=line.unit_price,
                     unit_net_prices=list(line.unit_net_prices),
                     returned_quantity=line.returned_quantity,
+                    cancelled_quantity=line.cancelled_quantity,
                 )
                 for line in lines
             },
@@ -254,6 +257,7 @@ class OrderRepository:
                     "unit_net_prices": line.unit_net_prices,
                     "total": line.total,
                     "returned_quantity": line.returned_quantity,
+                    "cancelled_quantity": line.cancelled_quantity,
                 }
                 for line in order.lines.values()
             ],
@@ -268,8 +272,9 @@ class OrderRepository:
         if changed:
             await db.update_order(self._conn, order.order_id, **changed)
         for sku, line in order.lines.items():
-            if line.returned_quantity != stored_lines[sku]:
-                await db.set_returned(self._conn, order.order_id, sku, line.returned_quantity)
+            given_back = (line.returned_quantity, line.cancelled_quantity)
+            if given_back != stored_lines[sku]:
+                await db.set_given_back(self._conn, order.order_id, sku, *given_back)
         for f in order.fulfillments:
             now = _fulfillment_values(order.order_id, f)
             before = stored_fulfillments.get(f.fulfillment_id)
@@ -279,12 +284,20 @@ class OrderRepository:
             changed = {k: now[k] for k in _FULFILLMENT_CHANGES if now[k] != before[k]}
             if changed:
                 await db.update_fulfillment(self._conn, f.fulfillment_id, **changed)
+            if f.lines != before["lines"]:
+                await db.set_fulfillment_lines(self._conn, f.fulfillment_id, f.lines)
 
     def _remember(self, order: Order) -> None:
         self._stored[order.order_id] = (
             _order_values(order),
-            {sku: line.returned_quantity for sku, line in order.lines.items()},
-            {f.fulfillment_id: _fulfillment_values(order.order_id, f) for f in order.fulfillments},
+            {
+                sku: (line.returned_quantity, line.cancelled_quantity)
+                for sku, line in order.lines.items()
+            },
+            {
+                f.fulfillment_id: {**_fulfillment_values(order.order_id, f), "lines": dict(f.lines)}
+                for f in order.fulfillments
+            },
         )
 
 

@@ -90,6 +90,7 @@ async def order(conn: AsyncConnection, order_id: str) -> Order:
                 unit_net_prices=tuple(line.unit_net_prices),
                 total=money(line.total),
                 returned_quantity=line.returned_quantity,
+                cancelled_quantity=line.cancelled_quantity,
             )
             for line in await db.order_lines(conn, order_id)
         ),

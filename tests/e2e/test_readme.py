@@ -25,7 +25,7 @@ def walkthrough() -> str:
     return found.group(1)
 
 
-def test_the_readme_walkthrough_runs_from_a_quote_to_a_return(stack: Stack) -> None:
+def test_the_readme_walkthrough_runs_from_a_quote_to_a_return_and_a_preorder(stack: Stack) -> None:
     keys = stack.printed_keys
     env = {
         **os.environ,
@@ -47,4 +47,13 @@ def test_the_readme_walkthrough_runs_from_a_quote_to_a_return(stack: Stack) -> N
     assert lines.count("ready_for_pickup") == 1
     assert "picked_up" in lines
     assert "completed" in lines
-    assert lines[-1] == "{'amount': 1333, 'currency': 'EUR'}"
+    assert "{'amount': 1333, 'currency': 'EUR'}" in lines
+    # The pre-order and the consolidated parcel.
+    assert "backordered" in lines
+    assert "2030-01-15T09:00:00Z" in lines
+    joined = [line for line in lines if line.startswith("['ord_")]
+    assert len(joined) == 1, done.stdout
+    assert lines.count("confirmed") >= 3
+    assert "shipped" in lines
+    assert lines[-1] == "3SREADME1"
+    assert joined[0].count("ord_") == 1

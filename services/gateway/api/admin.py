@@ -1,4 +1,4 @@
-"""Set-up, for admins: locations, stock, prices, promotions and API keys."""
+"""Set-up, for admins: locations, stock, incoming stock, prices, promotions and API keys."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from services.contracts.gateway import ApiKey, ApiKeyCreated, ApiKeyIn, ApiKeyPa
 from services.contracts.inventory import (
     Location,
     LocationIn,
+    ReceiveIn,
     StockLevel,
     StockLevelIn,
+    Supply,
+    SupplyIn,
+    SupplyStatus,
 )
 from services.contracts.pricing import Price, PriceIn, Promotion, PromotionIn
 from services.gateway import domain, examples, handlers
@@ -24,6 +28,7 @@ from services.gateway.api.common import (
     PathId,
     once,
     payload,
+    query,
     respond,
     role,
 )
@@ -92,6 +97,84 @@ async def admin_stock(
     return await _admin_upsert(
         request, gateway, principal, idempotency_key, gateway.inventory, "/stock-levels", body,
     )  # fmt: skip
+
+
+@router.post(
+    "/admin/incoming-stock",
+    tags=["admin"],
+    response_model=Supply,
+    responses={200: examples.response(examples.SUPPLY)},
+)
+async def admin_incoming_stock(
+    request: Request,
+    principal: Admin,
+    gateway: Gateway,
+    body: Annotated[SupplyIn, Body(openapi_examples=examples.request(examples.SUPPLY_IN))],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Create or update stock on its way to a location (a purchase order or transfer) by its
+    own id. Backorders can be promised against it; its `quantity` never drops below what was
+    received plus what is promised (409)."""
+    return await _admin_upsert(
+        request, gateway, principal, idempotency_key, gateway.inventory, "/incoming-stock", body,
+    )  # fmt: skip
+
+
+@router.post(
+    "/admin/incoming-stock/{supply_id}/receive",
+    tags=["admin"],
+    response_model=Supply,
+    responses={200: examples.response(examples.SUPPLY_RECEIVED)},
+)
+async def admin_receive_incoming_stock(
+    request: Request,
+    principal: Admin,
+    gateway: Gateway,
+    supply_id: PathId,
+    body: Annotated[
+        ReceiveIn | None, Body(openapi_examples=examples.request(*examples.RECEIVE_IN))
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Units of a supply arrived (without `quantity`, all that is still incoming): they go on
+    hand, and backorders promised on them are reserved in the order they were promised (their
+    orders are confirmed moments later). More than is still incoming is a 409."""
+    receipt = payload(body) if body is not None else {}
+
+    async def take_in(downstream_key: str) -> Reply:
+        # Inventory finds a repeat by its key in the movement ledger, so a retry is harmless.
+        return await gateway.inventory.call(
+            "POST",
+            f"/incoming-stock/{supply_id}/receive",
+            json=receipt,
+            headers={"Idempotency-Key": downstream_key},
+            safe_to_retry=True,
+        )
+
+    return await once(request, gateway, principal, idempotency_key, receipt, take_in)
+
+
+@router.get(
+    "/admin/incoming-stock",
+    tags=["admin"],
+    response_model=list[Supply],
+    responses={200: examples.response([examples.SUPPLY])},
+)
+async def admin_list_incoming_stock(
+    request: Request,
+    principal: Annotated[Principal, role(ADMIN, to="look at incoming stock")],
+    gateway: Gateway,
+    sku: Annotated[list[Sku] | None, Query(max_length=100)] = None,
+    location_id: Annotated[Identifier | None, Query()] = None,
+    status: SupplyStatus | None = None,
+) -> Response:
+    """Stock on its way, soonest first, with what of it is received, promised to backorders
+    and still promisable; at most 1000 supplies when no `sku` narrows the list."""
+    wanted = query(sku=sku, location_id=location_id, status=status)
+    reply = await gateway.inventory.call(
+        "GET", "/incoming-stock", params=wanted, safe_to_retry=True
+    )
+    return respond(reply, request)
 
 
 @router.post(

@@ -97,7 +97,7 @@ async def partner_reject(
     principal: Annotated[Principal, role(PARTNER, to="reject partner fulfillments")],
     gateway: Gateway,
     fulfillment_id: PathId,
-    body: Annotated[RejectIn, Body(openapi_examples=examples.request(examples.REJECT_IN))],
+    body: Annotated[RejectIn, Body(openapi_examples=examples.request(*examples.REJECT_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The partner cannot fulfil it: the lines are routed again, elsewhere."""

@@ -17,6 +17,8 @@ from services.contracts.orders import (
     CancelIn,
     Order,
     OrderAccepted,
+    OrderAfterCancel,
+    PickupStoreIn,
     PlaceOrder,
     RoutingDecision,
 )
@@ -188,7 +190,7 @@ async def get_routing(
 @router.post(
     "/orders/{order_id}/cancel",
     tags=["orders"],
-    response_model=Order,
+    response_model=OrderAfterCancel,
     responses={200: examples.response(examples.ORDER_CANCELLED)},
 )
 async def cancel_order(
@@ -197,20 +199,59 @@ async def cancel_order(
     gateway: Gateway,
     order_id: PathId,
     body: Annotated[
-        CancelIn | None, Body(openapi_examples=examples.request(examples.CANCEL_IN))
+        CancelIn | None, Body(openapi_examples=examples.request(*examples.CANCEL_IN))
     ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Cancel the order and release its stock; not once part of it shipped or was collected."""
+    """Cancel the order and release its stock; not once part of it shipped or was collected.
+    With `lines`, only those units: `refund` is what they were paid, and cancelling the last
+    units cancels the order."""
     found = await _readable_order(request, gateway, principal, order_id)
     if not found.ok:
         return respond(found, request)
     cancel = payload(body) if body else {}
 
     async def cancel_it(_: str) -> Reply:
-        # Cancelling a cancelled order changes nothing, so a retry is harmless.
+        # Cancelling a cancelled order changes nothing, so a retry of a whole-order cancel is
+        # harmless; a partial one would cancel those units again, so it is not retried here.
         return await gateway.orders.call(
-            "POST", f"/orders/{order_id}/cancel", json=cancel, safe_to_retry=True
+            "POST",
+            f"/orders/{order_id}/cancel",
+            json=cancel,
+            safe_to_retry=not cancel.get("lines"),
         )
 
     return await once(request, gateway, principal, idempotency_key, cancel, cancel_it)
+
+
+@router.post(
+    "/orders/{order_id}/pickup-store",
+    tags=["orders"],
+    response_model=Order,
+    responses={200: examples.response(examples.ORDER)},
+)
+async def change_pickup_store(
+    request: Request,
+    principal: Annotated[Principal, role(SHOP, STORE, ADMIN, to="change pickup stores")],
+    gateway: Gateway,
+    order_id: PathId,
+    body: Annotated[
+        PickupStoreIn, Body(openapi_examples=examples.request(examples.PICKUP_STORE_IN))
+    ],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Collect at another store before the order is ready: it is routed there again, and the
+    old reservation is released only once the new one holds. A 409 says why when the new store
+    cannot serve the order; it then keeps its store."""
+    found = await _readable_order(request, gateway, principal, order_id)
+    if not found.ok:
+        return respond(found, request)
+    move = payload(body)
+
+    async def move_it(_: str) -> Reply:
+        # Moving to the store the order already collects at changes nothing: safe to repeat.
+        return await gateway.orders.call(
+            "POST", f"/orders/{order_id}/pickup-store", json=move, safe_to_retry=True
+        )
+
+    return await once(request, gateway, principal, idempotency_key, move, move_it)

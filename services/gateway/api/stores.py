@@ -167,7 +167,7 @@ async def reject(
     principal: Annotated[Principal, role(STORE, PARTNER, ADMIN, to="reject fulfillments")],
     gateway: Gateway,
     fulfillment_id: PathId,
-    body: Annotated[RejectIn, Body(openapi_examples=examples.request(examples.REJECT_IN))],
+    body: Annotated[RejectIn, Body(openapi_examples=examples.request(*examples.REJECT_IN))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Cannot fulfil it (a short pick): the lines are routed again, elsewhere."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from services.contracts.orders import RejectCode, ShipIn
+import uuid
+
+from services.contracts.orders import CancelIn, RejectCode, ShipIn
+from services.contracts.pricing import Money
 from services.infrastructure.errors import Conflict, NotFound
 from services.orders.domain import CLOSED
 from services.orders.handlers.common import Policy, as_problems, now, order_of, order_with
@@ -74,12 +77,19 @@ async def reject(
     await uow.commit()
 
 
-async def cancel(order_id: str, reason: str, uow: OrdersUnitOfWork) -> None:
-    """Cancel before anything left a location: every held unit goes back."""
+async def cancel(order_id: str, body: CancelIn, uow: OrdersUnitOfWork) -> Money | None:
+    """Cancel the whole order before anything left a location (every held unit goes back), or
+    with `lines` only those units, refunded at what they were paid."""
     order = await order_of(uow, order_id)
+    refund = None
     with as_problems():
-        order.cancel(reason)
+        if body.lines:
+            wanted = {line.sku: line.quantity for line in body.lines}
+            refund = order.cancel_lines(f"cnl_{uuid.uuid4().hex[:20]}", wanted, body.reason)
+        else:
+            order.cancel(body.reason)
     await uow.commit()
+    return refund
 
 
 async def change_pickup_store(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -58,3 +59,44 @@ async def assert_ledger_reconciles(client: httpx.AsyncClient) -> None:
     body = response.json()
     assert body["levels_checked"] > 0
     assert body["mismatches"] == []
+
+
+def days_ahead(days: float) -> str:
+    """An expected time `days` from now, as a client writes it."""
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+async def add_supply(
+    client: httpx.AsyncClient,
+    location_id: str,
+    sku: str,
+    quantity: int,
+    *,
+    supply_id: str,
+    days: float = 3,
+) -> dict[str, Any]:
+    response = await client.post(
+        "/incoming-stock",
+        json={
+            "supply_id": supply_id,
+            "location_id": location_id,
+            "sku": sku,
+            "quantity": quantity,
+            "expected_at": days_ahead(days),
+        },
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def supply_of(client: httpx.AsyncClient, supply_id: str) -> dict[str, Any]:
+    response = await client.get(f"/incoming-stock/{supply_id}")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def receive(
+    client: httpx.AsyncClient, supply_id: str, quantity: int | None = None, **headers: str
+) -> httpx.Response:
+    body = {} if quantity is None else {"quantity": quantity}
+    return await client.post(f"/incoming-stock/{supply_id}/receive", json=body, headers=headers)

@@ -272,7 +272,13 @@ async def test_availability_nearest_first_within_a_radius(
     assert stores_close_by["total_available"] == 8
 
     unknown = (await inventory.get("/availability", params={"sku": unique("NOPE")})).json()
-    assert unknown["items"][0] == {"sku": unique("NOPE"), "total_available": 0, "locations": []}
+    assert unknown["items"][0] == {
+        "sku": unique("NOPE"),
+        "total_available": 0,
+        "locations": [],
+        "incoming": [],
+        "next_available_at": None,
+    }
 
 
 async def test_operations_endpoints(inventory: httpx.AsyncClient) -> None:

@@ -102,3 +102,62 @@ async def test_a_waiting_customer_moves_the_pickup_to_another_store(network: Net
     assert refused.status_code == 409, refused.text
     assert f"{third} cannot serve this order" in refused.json()["detail"]
     assert (await network.level(network.store_utr, boots))["reserved"] == 1
+
+
+async def test_a_not_in_stock_reject_corrects_the_store_and_never_returns_there(
+    network: Network,
+) -> None:
+    lamp = network.id("LAMP")
+    await network.price(lamp, 2900)
+    await network.stock(network.store_ams, lamp, 4)
+    await network.stock(network.store_utr, lamp, 4)
+    await network.sees(lamp, network.store_utr, 4)
+    order_id = await place(network, {lamp: 2}, network.collect(network.store_ams))
+    order = await network.until(order_id, "confirmed")
+    (at_ams,) = order["fulfillments"]
+
+    await network.act(
+        at_ams["fulfillment_id"], "reject", {"reason": "shelf is empty", "code": "not_in_stock"}
+    )
+
+    async def corrected() -> dict[str, Any] | None:
+        level = await network.level(network.store_ams, lamp)
+        return level if (level["on_hand"], level["reserved"]) == (0, 0) else None
+
+    await eventually(corrected)
+    rerouted = await network.settled(order_id)
+    assert network.store_ams not in {
+        f["location_id"] for f in rerouted["fulfillments"] if f["status"] != "rejected"
+    }
+    reconciliation = (await network.inventory.get("/reconciliation")).json()
+    assert reconciliation["mismatches"] == []
+
+
+async def test_a_partial_cancel_releases_and_refunds_exactly_those_units(network: Network) -> None:
+    tee = network.id("PTEE")
+    await network.price(tee, 1999)
+    await network.stock(network.store_ams, tee, 5)
+    await network.sees(tee, network.store_ams, 5)
+    order_id = await place(network, {tee: 3}, network.collect(network.store_ams))
+    await network.until(order_id, "confirmed")
+
+    one = {"reason": "one too many", "lines": [{"sku": tee, "quantity": 1}]}
+    answer = await network.orders.post(f"/orders/{order_id}/cancel", json=one)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["refund"] == {"amount": 1999, "currency": "EUR"}
+    assert answer.json()["fulfillments"][0]["lines"] == [{"sku": tee, "quantity": 2}]
+
+    async def reserved(units: int) -> bool:
+        return (await network.level(network.store_ams, tee))["reserved"] == units
+
+    await eventually(lambda: reserved(2))
+    too_many = await network.orders.post(
+        f"/orders/{order_id}/cancel", json={"lines": [{"sku": tee, "quantity": 3}]}
+    )
+    assert too_many.status_code == 409, too_many.text
+    rest = await network.orders.post(
+        f"/orders/{order_id}/cancel", json={"lines": [{"sku": tee, "quantity": 2}]}
+    )
+    assert rest.json()["status"] == "cancelled"
+    await eventually(lambda: reserved(0))
+    assert (await network.inventory.get("/reconciliation")).json()["mismatches"] == []

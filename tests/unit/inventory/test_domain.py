@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.contracts.inventory import AdjustmentReason
+from services.contracts.inventory import AdjustmentReason, StockCorrection
 from services.inventory import domain
 from services.inventory.domain import Candidate, Level, Movement, StockRuleViolation
 from services.retail.geo import distance_km
@@ -138,3 +138,109 @@ def test_nearest_first_is_sorted_filtered_and_deterministic(
 def test_a_point_must_be_lat_comma_lon_on_the_globe(text: str) -> None:
     with pytest.raises(ValueError, match="near"):
         domain.parse_point(text)
+
+
+# Incoming stock
+
+MONDAY = datetime(2026, 11, 23, 9, tzinfo=UTC)
+
+
+def incoming(supply_id: str, promisable: int, days: int) -> domain.Incoming:
+    return domain.Incoming(supply_id, promisable, MONDAY + timedelta(days=days))
+
+
+def test_a_promise_draws_on_the_soonest_supplies_first_and_on_several_if_needed() -> None:
+    supplies = [incoming("po-late", 10, 5), incoming("po-b", 2, 1), incoming("po-a", 2, 1)]
+    draws = domain.draw_on_supplies(5, supplies)
+    assert draws is not None
+    assert [(d.supply_id, d.quantity) for d in draws] == [("po-a", 2), ("po-b", 2), ("po-late", 1)]
+    assert domain.promised_at(draws) == MONDAY + timedelta(days=5)
+    assert [(d.supply_id, d.quantity) for d in domain.draw_on_supplies(2, supplies) or []] == [
+        ("po-a", 2)
+    ]
+    assert domain.draw_on_supplies(15, supplies) is None
+    assert domain.draw_on_supplies(1, [incoming("po-empty", 0, 0)]) is None
+
+
+@given(
+    st.integers(1, 60),
+    st.lists(st.tuples(st.integers(0, 20), st.integers(0, 30)), max_size=6),
+)
+def test_a_promise_never_draws_beyond_what_a_supply_can_promise(
+    wanted: int, shapes: list[tuple[int, int]]
+) -> None:
+    supplies = [incoming(f"po-{n}", units, days) for n, (units, days) in enumerate(shapes)]
+    draws = domain.draw_on_supplies(wanted, supplies)
+    if draws is None:
+        assert sum(s.promisable for s in supplies) < wanted
+        return
+    assert sum(d.quantity for d in draws) == wanted
+    by_id = {s.supply_id: s for s in supplies}
+    assert all(0 < d.quantity <= by_id[d.supply_id].promisable for d in draws)
+    # Soonest first: a supply is only drawn on once every sooner one is used up.
+    used = {d.supply_id for d in draws}
+    last = max(by_id[d.supply_id].expected_at for d in draws)
+    for supply in supplies:
+        if supply.expected_at < last and supply.promisable and supply.supply_id in used:
+            drawn = next(d.quantity for d in draws if d.supply_id == supply.supply_id)
+            assert drawn == supply.promisable
+
+
+def test_arrivals_go_to_the_promises_in_the_order_they_were_made() -> None:
+    waiting = [domain.Waiting("p1", 3), domain.Waiting("p2", 4), domain.Waiting("p3", 2)]
+    assert domain.assign_arrivals(5, waiting) == [("p1", 3), ("p2", 2)]
+    assert domain.assign_arrivals(20, waiting) == [("p1", 3), ("p2", 4), ("p3", 2)]
+    assert domain.assign_arrivals(0, waiting) == []
+
+
+@given(st.integers(0, 50), st.lists(st.integers(1, 10), max_size=8))
+def test_arrivals_never_exceed_the_units_or_what_a_promise_waits_for(
+    units: int, outstanding: list[int]
+) -> None:
+    waiting = [domain.Waiting(f"p{n}", q) for n, q in enumerate(outstanding)]
+    assigned = domain.assign_arrivals(units, waiting)
+    assert sum(n for _, n in assigned) == min(units, sum(outstanding))
+    # First come, first served: only the last promise given anything may be short.
+    for promise_id, n in assigned[:-1]:
+        assert n == next(w.outstanding for w in waiting if w.promise_id == promise_id)
+
+
+def test_a_supply_counts_what_it_can_still_promise() -> None:
+    supply = domain.SupplyState("wh", "TENT", quantity=10, received=4, promised=3)
+    assert (supply.incoming, supply.promisable, supply.status.value) == (6, 3, "incoming")
+    received = domain.SupplyState("wh", "TENT", quantity=10, received=10)
+    assert (received.incoming, received.promisable, received.status.value) == (0, 0, "received")
+
+
+def test_a_supply_change_may_not_strand_what_was_received_or_promised() -> None:
+    untouched = domain.SupplyState("wh", "TENT", 10)
+    domain.check_supply_change(None, untouched)
+    domain.check_supply_change(untouched, domain.SupplyState("store", "CAP", 1))
+    busy = domain.SupplyState("wh", "TENT", 10, received=4, promised=3)
+    domain.check_supply_change(busy, domain.SupplyState("wh", "TENT", 7))
+    with pytest.raises(StockRuleViolation, match="below the 4 units received plus the 3"):
+        domain.check_supply_change(busy, domain.SupplyState("wh", "TENT", 6))
+    with pytest.raises(StockRuleViolation, match="cannot change"):
+        domain.check_supply_change(busy, domain.SupplyState("store", "TENT", 10))
+    promised_only = domain.SupplyState("wh", "TENT", 10, promised=1)
+    with pytest.raises(StockRuleViolation, match="cannot change"):
+        domain.check_supply_change(promised_only, domain.SupplyState("wh", "CAP", 10))
+
+
+def test_a_receipt_takes_in_at_most_what_is_still_incoming() -> None:
+    supply = domain.SupplyState("wh", "TENT", 10, received=4)
+    assert domain.units_to_receive(None, supply) == 6
+    assert domain.units_to_receive(2, supply) == 2
+    with pytest.raises(StockRuleViolation, match="only 6 of 10"):
+        domain.units_to_receive(7, supply)
+    with pytest.raises(StockRuleViolation, match="received already"):
+        domain.units_to_receive(None, domain.SupplyState("wh", "TENT", 10, received=10))
+
+
+def test_a_reject_code_corrects_on_hand_after_the_release() -> None:
+    # After releasing 3: 10 on hand, 2 held by another reservation, 1 safety stock.
+    after_release = Level(10, 2, 1)
+    not_there = domain.correction_delta(after_release, StockCorrection.NOT_IN_STOCK, 3)
+    assert not_there == -8
+    assert Level(10 + not_there, 2, 1).available == 0
+    assert domain.correction_delta(after_release, StockCorrection.DAMAGED, 3) == -3

@@ -218,7 +218,7 @@ class FakeOrderRepository:
             and address_key(o.address) == key
             and o.method is order.method
             for f in o.fulfillments
-            if f.status.value in ("pending", "reserved", "accepted") and not f.backorder
+            if f.status.value in ("pending", "reserved", "accepted")
         ]
 
     async def shipment_of(self, fulfillment_id: str) -> list[tuple[str, str]]:

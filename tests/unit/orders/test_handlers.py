@@ -22,6 +22,7 @@ from services.contracts.inventory import (
     StockReserved,
 )
 from services.contracts.orders import (
+    CancelIn,
     FulfillmentStatus,
     OrderStatus,
     PlaceOrder,
@@ -260,7 +261,7 @@ async def test_cancel_releases_everything_held_but_not_once_shipped(
     uow.network.available["TEE", "wh"] = 5
     first = await place(uow, policy, {"TEE": (1, 1999)})
     async with uow:
-        await handlers.cancel(first, "changed my mind", uow)
+        await handlers.cancel(first, CancelIn(reason="changed my mind"), uow)
     assert uow.orders.stored[first].status is OrderStatus.CANCELLED
     assert isinstance(uow.published[-2], ReleaseStock)
 
@@ -275,7 +276,7 @@ async def test_cancel_releases_everything_held_but_not_once_shipped(
     assert isinstance(uow.published[-3], CommitStock)
     with pytest.raises(Conflict, match="already completed"):
         async with uow:
-            await handlers.cancel(second, "too late", uow)
+            await handlers.cancel(second, CancelIn(reason="too late"), uow)
 
 
 async def test_a_return_refunds_what_the_units_cost(
@@ -401,7 +402,7 @@ async def test_a_rejected_promise_routes_again_and_a_cancelled_backorder_frees_i
     assert order.status is OrderStatus.BACKORDERED
 
     async with uow:
-        await handlers.cancel(order_id, "no longer needed", uow)
+        await handlers.cancel(order_id, CancelIn(reason="no longer needed"), uow)
     released = [m for m in uow.published if isinstance(m, ReleaseStock)]
     assert [m.reservation_id for m in released] == [order.fulfillments[1].fulfillment_id]
     assert uow.orders.stored[order_id].status is OrderStatus.CANCELLED
@@ -585,3 +586,44 @@ async def test_another_address_or_a_shipped_parcel_never_joins(
     assert uow.orders.stored[later].fulfillments[0].location_id == "wh"
     decision = uow.orders.stored[later].fulfillments[0]
     assert decision.shipment_id == decision.fulfillment_id
+
+
+async def test_cancelling_some_units_refunds_exactly_those_and_the_rest_goes_on(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    uow.network.available["TEE", "wh"] = 5
+    uow.network.available["CAP", "wh"] = 5
+    order_id = await place(uow, policy, {"TEE": (3, 1999), "CAP": (1, 999)})
+    (f,) = uow.orders.stored[order_id].fulfillments
+    async with uow:
+        await handlers.on_stock_reserved(reserved(order_id, f), uow)
+        await uow.commit()
+
+    some = CancelIn.model_validate({"lines": [{"sku": "TEE", "quantity": 2}], "reason": "too many"})
+    async with uow:
+        refund = await handlers.cancel(order_id, some, uow)
+    assert refund is not None
+    assert refund.amount == 2 * 1999
+    order = uow.orders.stored[order_id]
+    assert order.status is OrderStatus.CONFIRMED
+    assert order.fulfillments[0].lines == {"CAP": 1, "TEE": 1}
+    assert order.lines["TEE"].cancelled_quantity == 2
+    assert order.refunded == 2 * 1999
+    (released,) = [m for m in uow.published if isinstance(m, ReleaseStock)]
+    assert released.lines == (StockLine(sku="TEE", quantity=2),)
+
+    with pytest.raises(Conflict, match="only 1 of TEE can still be cancelled"):
+        async with uow:
+            await handlers.cancel(order_id, some, uow)
+
+    rest = CancelIn.model_validate(
+        {"lines": [{"sku": "TEE", "quantity": 1}, {"sku": "CAP", "quantity": 1}]}
+    )
+    async with uow:
+        refund = await handlers.cancel(order_id, rest, uow)
+    assert refund is not None
+    assert refund.amount == 1999 + 999
+    order = uow.orders.stored[order_id]
+    assert order.status is OrderStatus.CANCELLED  # the last units cancel the order
+    assert order.fulfillments[0].status is FulfillmentStatus.CANCELLED
+    assert order.refunded == order.total

@@ -1,6 +1,6 @@
 """backorders against incoming stock: orders may allow them and carry a promised date;
 fulfillments may wait for a promise; the old retry-until-stock-arrives bookkeeping goes; a new
-pickup store's fulfillment names the ones it replaces; consolidated deliveries share a shipment
+pickup store's fulfillment names the ones it replaces; consolidated deliveries share a shipment; order lines count cancelled units
 
 Revision ID: 0002
 Revises: 0001
@@ -38,6 +38,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_orders_consolidation", "orders", ["customer_id", "address_key", "created_at"]
     )
+    op.add_column(
+        "order_lines",
+        sa.Column("cancelled_quantity", sa.Integer(), server_default=sa.text("0"), nullable=False),
+    )
     op.add_column("fulfillments", sa.Column("shipment_id", sa.String(length=64), nullable=True))
     op.create_index("ix_fulfillments_shipment_id", "fulfillments", ["shipment_id"])
     op.add_column(
@@ -58,6 +62,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_fulfillments_shipment_id", table_name="fulfillments")
     op.drop_column("fulfillments", "shipment_id")
+    op.drop_column("order_lines", "cancelled_quantity")
     op.drop_index("ix_orders_consolidation", table_name="orders")
     op.drop_column("orders", "consolidated_with")
     op.drop_column("orders", "address_key")

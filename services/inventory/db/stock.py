@@ -1,135 +1,18 @@
-"""Inventory's tables and queries. Stock changes are single conditional statements, so the
-database serialises concurrent writers on the stock level row and CHECK constraints make an
-oversell impossible even if a rule upstream were wrong."""
+"""Locations, stock levels and the movement ledger. Stock changes are single conditional
+statements, so the database serialises concurrent writers on the level row."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ARRAY,
-    BigInteger,
-    CheckConstraint,
-    Column,
-    ForeignKey,
-    ForeignKeyConstraint,
-    Index,
-    String,
-    column,
-    text,
-)
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm import registry
-from sqlmodel import Field, SQLModel
 
-from services.contracts.inventory import ReservationStatus
-from services.infrastructure.tables import table, timestamp, with_infrastructure
+from services.infrastructure.tables import table
+from services.inventory.db.tables import LocationRow, MovementRow
 from services.inventory.domain import Level
-
-
-class InventoryTable(SQLModel, registry=registry()):
-    """Base of inventory's tables: a metadata of its own, so no two services share a table
-    definition even when the names match (both inventory and orders have `locations`)."""
-
-
-class LocationRow(InventoryTable, table=True):
-    __tablename__ = "locations"
-    __table_args__ = (
-        CheckConstraint("type IN ('warehouse', 'store', 'dropship')", name="ck_locations_type"),
-    )
-
-    location_id: str = Field(primary_key=True, max_length=64)
-    name: str = Field(max_length=200)
-    type: str = Field(max_length=16)
-    lat: float
-    lon: float
-    capabilities: list[str] = Field(sa_column=Column(ARRAY(String(16)), nullable=False))
-    priority: int
-    ship_capacity: int
-    partner_id: str | None = Field(default=None, max_length=64, index=True)
-    feed_sequence: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    created_at: datetime | None = timestamp()
-    updated_at: datetime | None = timestamp()
-
-
-class StockLevelRow(InventoryTable, table=True):
-    __tablename__ = "stock_levels"
-    __table_args__ = (
-        CheckConstraint("on_hand >= 0", name="ck_stock_levels_on_hand"),
-        CheckConstraint("reserved >= 0", name="ck_stock_levels_reserved"),
-        CheckConstraint("reserved <= on_hand", name="ck_stock_levels_reserved_le_on_hand"),
-        CheckConstraint("safety_stock >= 0", name="ck_stock_levels_safety_stock"),
-        Index("ix_stock_levels_sku", "sku"),
-    )
-
-    location_id: str = Field(
-        sa_column=Column(String(64), ForeignKey("locations.location_id"), primary_key=True)
-    )
-    sku: str = Field(primary_key=True, max_length=64)
-    on_hand: int
-    reserved: int = 0
-    safety_stock: int = 0
-    version: int = Field(default=1, sa_column=Column(BigInteger, nullable=False))
-    updated_at: datetime | None = timestamp()
-
-
-class MovementRow(InventoryTable, table=True):
-    """Append-only ledger: every change of on_hand or reserved, with why. Its sums are the levels."""
-
-    __tablename__ = "movements"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["location_id", "sku"], ["stock_levels.location_id", "stock_levels.sku"]
-        ),
-        Index("ix_movements_level", "location_id", "sku"),
-        Index("ix_movements_reference", "reference"),
-    )
-
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
-    location_id: str = Field(max_length=64)
-    sku: str = Field(max_length=64)
-    kind: str = Field(max_length=32)
-    on_hand_delta: int
-    reserved_delta: int
-    reference: str | None = Field(default=None, max_length=128)
-    note: str | None = Field(default=None, max_length=500)
-    occurred_at: datetime | None = timestamp()
-
-
-class ReservationRow(InventoryTable, table=True):
-    __tablename__ = "reservations"
-    __table_args__ = (
-        CheckConstraint(
-            "status IN ('held', 'committed', 'released', 'expired')", name="ck_reservations_status"
-        ),
-        Index("ix_reservations_expiring", "hold_until", postgresql_where=text("status = 'held'")),
-    )
-
-    reservation_id: str = Field(primary_key=True, max_length=64)
-    order_id: str = Field(max_length=64, index=True)
-    fulfillment_id: str | None = Field(default=None, max_length=64)
-    location_id: str | None = Field(default=None, max_length=64)
-    status: str = Field(max_length=16)
-    hold_until: datetime | None = timestamp(nullable=True)
-    created_at: datetime | None = timestamp()
-    updated_at: datetime | None = timestamp()
-
-
-class ReservationLineRow(InventoryTable, table=True):
-    __tablename__ = "reservation_lines"
-
-    reservation_id: str = Field(
-        sa_column=Column(String(64), ForeignKey("reservations.reservation_id"), primary_key=True)
-    )
-    sku: str = Field(primary_key=True, max_length=64)
-    quantity: int
-
-
-METADATA = with_infrastructure(InventoryTable.metadata)
-
 
 # Locations
 
@@ -337,63 +220,18 @@ async def mismatched_levels(conn: AsyncConnection) -> tuple[int, list[str]]:
     ]
 
 
-# Reservations
-
-
-async def claim_reservation(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    """Insert the reservation header; False when the id exists already (a repeat command)."""
-    statement = (
-        insert(table(ReservationRow))
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(column("reservation_id", String))
+async def receive_into_level(
+    conn: AsyncConnection, location_id: str, sku: str, on_hand_delta: int, reserved_delta: int
+) -> Any:
+    """Arrived units onto a level (created if there is none yet), `reserved_delta` of them held
+    at once for promises waiting on them."""
+    statement = text(
+        "INSERT INTO stock_levels AS s (location_id, sku, on_hand, reserved, safety_stock, version)"
+        " VALUES (:loc, :sku, :on_hand, :reserved, 0, 1)"
+        " ON CONFLICT (location_id, sku) DO UPDATE SET on_hand = s.on_hand + :on_hand,"
+        " reserved = s.reserved + :reserved, version = s.version + 1, updated_at = now()"
+        " RETURNING s.location_id, s.sku, s.on_hand, s.reserved, s.safety_stock, s.version,"
+        " s.updated_at, (SELECT type FROM locations WHERE location_id = :loc) AS location_type"
     )
-    return (await conn.execute(statement)).first() is not None
-
-
-async def add_reservation_lines(
-    conn: AsyncConnection, reservation_id: str, lines: dict[str, int]
-) -> None:
-    await conn.execute(
-        insert(table(ReservationLineRow)),
-        [{"reservation_id": reservation_id, "sku": sku, "quantity": q} for sku, q in lines.items()],
-    )
-
-
-async def get_reservation(
-    conn: AsyncConnection, reservation_id: str, *, lock: bool = False
-) -> Any | None:
-    query = "SELECT * FROM reservations WHERE reservation_id = :id" + (
-        " FOR UPDATE" if lock else ""
-    )
-    return (await conn.execute(text(query), {"id": reservation_id})).first()
-
-
-async def reservation_lines(conn: AsyncConnection, reservation_id: str) -> dict[str, int]:
-    rows = await conn.execute(
-        text("SELECT sku, quantity FROM reservation_lines WHERE reservation_id = :id ORDER BY sku"),
-        {"id": reservation_id},
-    )
-    return {row.sku: row.quantity for row in rows}
-
-
-async def set_reservation_status(
-    conn: AsyncConnection, reservation_id: str, status: ReservationStatus
-) -> None:
-    await conn.execute(
-        text(
-            "UPDATE reservations SET status = :status, updated_at = now() WHERE reservation_id = :id"
-        ),
-        {"status": status.value, "id": reservation_id},
-    )
-
-
-async def lock_expired_reservations(
-    conn: AsyncConnection, now: datetime, limit: int
-) -> Sequence[Any]:
-    """Held reservations past their hold time; SKIP LOCKED lets several replicas sweep at once."""
-    query = text(
-        "SELECT * FROM reservations WHERE status = 'held' AND hold_until <= :now"
-        " ORDER BY hold_until, reservation_id LIMIT :limit FOR UPDATE SKIP LOCKED"
-    )
-    return (await conn.execute(query, {"now": now, "limit": limit})).all()
+    params = {"loc": location_id, "sku": sku, "on_hand": on_hand_delta, "reserved": reserved_delta}
+    return (await conn.execute(statement, params)).one()
