@@ -115,17 +115,27 @@ class Contract(BaseModel):
         return data
 
 
-class Event(Contract):
-    """The `data` of a message on a Kafka topic.
+class Message(Contract):
+    """The `data` of a message on a Kafka topic: an `Event` or a `Command`.
 
-    `TYPE` is the versioned CloudEvents type, `TOPIC` where it is published; `message_key` is
-    the Kafka key, the aggregate id, so all messages of one aggregate stay in order on one
-    partition.
+    `TYPE` is the versioned CloudEvents type, `TOPIC` where it is published, and `KEY` names the
+    Kafka key, the aggregate id, as a format of the message's fields (`"{order_id}"`), so all
+    messages of one aggregate stay in order on one partition.
     """
 
     TYPE: ClassVar[str]
     TOPIC: ClassVar[str]
+    KEY: ClassVar[str] = "{order_id}"
 
     @property
     def message_key(self) -> str:
-        raise NotImplementedError
+        return self.KEY.format_map(self.__dict__)
+
+
+class Event(Message):
+    """Something that happened, named in the past tense (`StockReserved`); anyone may listen."""
+
+
+class Command(Message):
+    """An order to one service, named in the imperative (`ReserveStock`); it answers with
+    events."""

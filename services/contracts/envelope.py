@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.contracts.base import Event
+from services.contracts.base import Message
 
 
 class Envelope(BaseModel):
@@ -27,7 +27,7 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
     @classmethod
-    def wrap(cls, event: Event, *, source: str, event_id: str | None = None) -> Envelope:
+    def wrap(cls, event: Message, *, source: str, event_id: str | None = None) -> Envelope:
         return cls(
             id=event_id or str(uuid.uuid4()),
             source=source,

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from services.contracts import topics
-from services.contracts.base import Contract, Event, Identifier, Instant, Sku, Text
+from services.contracts.base import Command, Contract, Event, Identifier, Instant, Sku, Text
 
 
 class LocationType(StrEnum):
@@ -79,7 +79,7 @@ class _Lines(Contract):
 # Commands (inventory.commands.v1, key: order_id)
 
 
-class ReserveStock(_Lines, Event):
+class ReserveStock(_Lines, Command):
     """Hold all lines of one fulfillment at one location, or none of them."""
 
     TYPE: ClassVar[str] = "omniroute.inventory.reserve_stock.v1"
@@ -95,12 +95,8 @@ class ReserveStock(_Lines, Event):
         "itself at this instant.",
     )
 
-    @property
-    def message_key(self) -> str:
-        return self.order_id
 
-
-class ReleaseStock(Event):
+class ReleaseStock(Command):
     """Give a held reservation's units back (cancel, re-route, uncollected pickup)."""
 
     TYPE: ClassVar[str] = "omniroute.inventory.release_stock.v1"
@@ -123,12 +119,8 @@ class ReleaseStock(Event):
         "are recorded in the movement ledger, so reconciliation still holds.",
     )
 
-    @property
-    def message_key(self) -> str:
-        return self.order_id
 
-
-class PromiseStock(_Lines, Event):
+class PromiseStock(_Lines, Command):
     """Promise units of incoming stock at one location to a backordered fulfillment, first come
     first served and never beyond what is incoming there. When the stock is received, promises
     are reserved in the order they were made (a `StockReserved` with `reservation_id` =
@@ -142,12 +134,8 @@ class PromiseStock(_Lines, Event):
     promise_id: Identifier
     location_id: Identifier
 
-    @property
-    def message_key(self) -> str:
-        return self.order_id
 
-
-class CommitStock(Event):
+class CommitStock(Command):
     """The reserved units left the building (handed over or shipped): take them off on_hand."""
 
     TYPE: ClassVar[str] = "omniroute.inventory.commit_stock.v1"
@@ -156,12 +144,8 @@ class CommitStock(Event):
     order_id: Identifier
     reservation_id: Identifier
 
-    @property
-    def message_key(self) -> str:
-        return self.order_id
 
-
-class RestockReturn(_Lines, Event):
+class RestockReturn(_Lines, Command):
     """Returned resellable units go back on the shelf of the location that took them back."""
 
     TYPE: ClassVar[str] = "omniroute.inventory.restock_return.v1"
@@ -171,12 +155,8 @@ class RestockReturn(_Lines, Event):
     return_id: Identifier
     location_id: Identifier
 
-    @property
-    def message_key(self) -> str:
-        return self.order_id
 
-
-INVENTORY_COMMANDS: tuple[type[Event], ...] = (
+INVENTORY_COMMANDS: tuple[type[Command], ...] = (
     ReserveStock,
     ReleaseStock,
     CommitStock,
@@ -191,10 +171,6 @@ INVENTORY_COMMANDS: tuple[type[Event], ...] = (
 class _OrderEvent(Event):
     TOPIC: ClassVar[str] = topics.INVENTORY_EVENTS.name
     order_id: Identifier
-
-    @property
-    def message_key(self) -> str:
-        return self.order_id
 
 
 class StockReserved(_OrderEvent):
@@ -318,9 +294,7 @@ class AvailabilityChanged(Event):
     version: int
     changed_at: datetime
 
-    @property
-    def message_key(self) -> str:
-        return f"{self.sku}@{self.location_id}"
+    KEY: ClassVar[str] = "{sku}@{location_id}"
 
 
 class LocationChanged(Event):
@@ -340,9 +314,7 @@ class LocationChanged(Event):
     partner_id: Identifier | None
     changed_at: datetime
 
-    @property
-    def message_key(self) -> str:
-        return f"@{self.location_id}"
+    KEY: ClassVar[str] = "@{location_id}"
 
 
 # HTTP API (internal; the gateway fronts it)

@@ -395,10 +395,6 @@ class _OrderEvent(Event):
     TOPIC: ClassVar[str] = topics.ORDERS_EVENTS.name
     order_id: Identifier
 
-    @property
-    def message_key(self) -> str:
-        return self.order_id
-
 
 class OrderPlaced(_OrderEvent):
     TYPE: ClassVar[str] = "omniroute.orders.order_placed.v1"

@@ -324,9 +324,7 @@ class PriceChanged(Event):
     priority: int
     price_version: int
 
-    @property
-    def message_key(self) -> str:
-        return self.sku
+    KEY: ClassVar[str] = "{sku}"
 
 
 class PromotionChanged(Event):
@@ -336,6 +334,4 @@ class PromotionChanged(Event):
     promotion: PromotionIn
     price_version: int
 
-    @property
-    def message_key(self) -> str:
-        return self.promotion.promotion_id
+    KEY: ClassVar[str] = "{promotion.promotion_id}"

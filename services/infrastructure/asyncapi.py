@@ -23,7 +23,7 @@ from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic.json_schema import models_json_schema
 
 from services.contracts import inventory, orders, pricing, topics
-from services.contracts.base import Event
+from services.contracts.base import Message
 from services.contracts.envelope import Envelope
 
 # The service that publishes each topic (DESIGN.md §5): events come from the service that owns
@@ -42,14 +42,14 @@ _ENVELOPE = "CloudEvent"
 _HEADERS = "KafkaHeaders"
 
 
-def events_by_topic() -> dict[str, list[type[Event]]]:
+def events_by_topic() -> dict[str, list[type[Message]]]:
     """Every event and command class in the contracts, per topic, in type order."""
-    found: dict[str, list[type[Event]]] = {}
+    found: dict[str, list[type[Message]]] = {}
     for module in (inventory, orders, pricing):
         for value in vars(module).values():
             if (
                 isinstance(value, type)
-                and issubclass(value, Event)
+                and issubclass(value, Message)
                 and getattr(value, "TYPE", None)
                 and getattr(value, "TOPIC", None)
             ):
@@ -165,11 +165,11 @@ def _describe_topic(channel: dict[str, Any], spec: topics.TopicSpec) -> None:
     channel["bindings"] = {"kafka": binding}
 
 
-def _message_refs(events: Iterable[type[Event]]) -> dict[str, Any]:
+def _message_refs(events: Iterable[type[Message]]) -> dict[str, Any]:
     return {e.__name__: {"$ref": f"#/components/messages/{_pointer(e.__name__)}"} for e in events}
 
 
-def _operation_refs(channel_key: str, events: Iterable[type[Event]]) -> list[dict[str, str]]:
+def _operation_refs(channel_key: str, events: Iterable[type[Message]]) -> list[dict[str, str]]:
     pointer = _pointer(channel_key)
     return [{"$ref": f"#/channels/{pointer}/messages/{e.__name__}"} for e in events]
 
@@ -184,13 +184,13 @@ def _component_names(refs: Mapping[str, Any]) -> set[str]:
 
 
 def _events_of(
-    channel: Mapping[str, Any], by_topic: Mapping[str, list[type[Event]]]
-) -> set[type[Event]]:
+    channel: Mapping[str, Any], by_topic: Mapping[str, list[type[Message]]]
+) -> set[type[Message]]:
     names = set(channel.get("messages", {}))
     return {e for e in by_topic.get(channel.get("address", ""), []) if e.__name__ in names}
 
 
-def _message(event: type[Event]) -> dict[str, Any]:
+def _message(event: type[Message]) -> dict[str, Any]:
     doc = (event.__doc__ or "").strip()
     message: dict[str, Any] = {
         "name": event.TYPE,
@@ -226,7 +226,7 @@ def _message(event: type[Event]) -> dict[str, Any]:
     return message
 
 
-def _schemas(events: Iterable[type[Event]]) -> dict[str, Any]:
+def _schemas(events: Iterable[type[Message]]) -> dict[str, Any]:
     models = sorted(events, key=lambda e: e.__name__)
     _, definitions = models_json_schema(
         [(model, "validation") for model in models], ref_template=_SCHEMAS + "{model}"

@@ -12,7 +12,7 @@ from sqlalchemy import String, column, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from services.contracts.base import Event
+from services.contracts.base import Message
 from services.contracts.envelope import Envelope
 from services.infrastructure.tables import DeadLetter, InboxMessage, OutboxMessage, table
 
@@ -81,7 +81,7 @@ class UnitOfWork:
         finally:
             await self.connection.close()
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: Message) -> None:
         """Queue an event for the outbox; it is written when (and only if) the work commits."""
         envelope = Envelope.wrap(event, source=self._source)
         headers: dict[str, str] = {}

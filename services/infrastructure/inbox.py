@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from services.contracts.base import Event
+from services.contracts.base import Message
 from services.contracts.envelope import Envelope
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import ServiceUnavailable
@@ -90,10 +90,10 @@ class Dispatcher(Generic[UoW]):
     def __init__(
         self,
         consumer: str,
-        routes: Mapping[type[Event], Handler[UoW]],
+        routes: Mapping[type[Message], Handler[UoW]],
         uow_factory: Callable[[], UoW],
         *,
-        ignored: Iterable[type[Event]] = (),
+        ignored: Iterable[type[Message]] = (),
         deduplicate: bool = True,
         max_attempts: int = 5,
         retry_delay: float = 0.5,
@@ -142,7 +142,7 @@ class Dispatcher(Generic[UoW]):
 
     def _parse(
         self, delivery: Delivery
-    ) -> tuple[str, tuple[Envelope, Event, Handler[UoW]] | str | None]:
+    ) -> tuple[str, tuple[Envelope, Message, Handler[UoW]] | str | None]:
         """The message's type (as a metric label: only types this consumer knows, so a stray
         producer cannot grow the label set) and what to do: apply it, park it for the reason
         given, or ignore it (None)."""
@@ -168,7 +168,7 @@ class Dispatcher(Generic[UoW]):
         return envelope.type, (envelope, event, handler)
 
     async def _process(
-        self, delivery: Delivery, envelope: Envelope, event: Event, handler: Handler[UoW]
+        self, delivery: Delivery, envelope: Envelope, event: Message, handler: Handler[UoW]
     ) -> tuple[ConsumerOutcome, tuple[float, Exception] | None]:
         """The outcome, and for a retry the pause before it and the error to raise."""
         try:
@@ -196,7 +196,7 @@ class Dispatcher(Generic[UoW]):
             self._timers[event_type, outcome] = timer
         timer.observe(seconds)
 
-    async def _apply(self, envelope: Envelope, event: Event, handler: Handler[UoW]) -> bool:
+    async def _apply(self, envelope: Envelope, event: Message, handler: Handler[UoW]) -> bool:
         async with self._uow_factory() as uow:
             if self._deduplicate and not await uow.claim_message(
                 self.consumer, envelope.id, envelope.type

@@ -79,8 +79,8 @@ OUTBOX_OLDEST_AGE = Gauge(
 
 RESERVATIONS = Counter(
     "omniroute_reservations_total",
-    "Reservation outcomes in inventory: reserved, rejected (with its reason), released, "
-    "committed, expired",
+    "Reservation outcomes in inventory: reserved, promised (incoming stock, to a pre-order), "
+    "rejected (with its reason), released, committed, expired",
     ["service", "outcome", "reason"],
 )
 ROUTING_DECISIONS = Counter(

@@ -435,6 +435,13 @@ def _seed_inventory(base_url: str, levels: Sequence[demo_data.DemoStockLevel]) -
                 f"seeding stock level {level.sku}@{level.location_id}",
             )
             created += 1
+        for supply in demo_data.supplies():
+            # Only when missing: a restart keeps what was received or promised since.
+            if client.get(f"/incoming-stock/{supply['supply_id']}").status_code == 404:
+                _check(
+                    client.post("/incoming-stock", json=supply),
+                    f"seeding incoming stock {supply['supply_id']}",
+                )
     return created
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 CURRENCY = "EUR"
@@ -224,3 +225,25 @@ PROMOTIONS: tuple[dict[str, Any], ...] = (
         "priority": 30,
     },
 )
+
+
+def supplies(now: datetime | None = None) -> list[dict[str, Any]]:
+    """Purchase orders on their way, so availability shows incoming stock and a shop can take a
+    pre-order (`allow_backorder`) for what only the partner has on the shelf today."""
+    moment = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
+    return [
+        {
+            "supply_id": "po-demo-kayak",
+            "location_id": WH_TILBURG,
+            "sku": "KAYAK-2P",
+            "quantity": 12,
+            "expected_at": (moment + timedelta(days=10)).isoformat(),
+        },
+        {
+            "supply_id": "po-demo-tent",
+            "location_id": WH_TILBURG,
+            "sku": "TENT-4P",
+            "quantity": 6,
+            "expected_at": (moment + timedelta(days=21)).isoformat(),
+        },
+    ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.contracts.base import Event
+from services.contracts.base import Message
 from services.contracts.inventory import (
     CommitStock,
     LocationType,
@@ -265,7 +265,7 @@ class Order:
     """Routing attempts so far, the new ones in `decisions` included."""
     decisions: list[dict[str, Any]] = field(default_factory=list)
     """Routing decisions made since the order was loaded, to be stored with it."""
-    messages: list[Event] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     """Events and commands recorded since the order was loaded, for the outbox."""
 
     @classmethod
@@ -784,7 +784,7 @@ class Order:
 
     # Inside
 
-    def _record(self, message: Event) -> None:
+    def _record(self, message: Message) -> None:
         self.messages.append(message)
 
     def _money(self, amount: int) -> Money:

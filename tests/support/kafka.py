@@ -13,11 +13,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.contracts.base import Event
+from services.contracts.base import Message
 from services.contracts.envelope import Envelope
 
 
-def envelope_bytes(event: Event, *, event_id: str | None = None) -> bytes:
+def envelope_bytes(event: Message, *, event_id: str | None = None) -> bytes:
     envelope = Envelope.wrap(event, source="/tests", event_id=event_id)
     return envelope.model_dump_json(exclude_none=True).encode()
 
@@ -52,7 +52,7 @@ class Producer:
     async def send(self, topic: str, value: bytes, key: str | None = None) -> None:
         await self._producer.send_and_wait(topic, value, key=key.encode() if key else None)
 
-    async def send_event(self, event: Event, *, event_id: str | None = None) -> str:
+    async def send_event(self, event: Message, *, event_id: str | None = None) -> str:
         event_id = event_id or str(uuid.uuid4())
         await self.send(event.TOPIC, envelope_bytes(event, event_id=event_id), event.message_key)
         return event_id

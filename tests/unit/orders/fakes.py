@@ -12,7 +12,7 @@ from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from services.contracts.base import Event
+from services.contracts.base import Message
 from services.contracts.inventory import Location, StockLevel, Supply, SupplyStatus
 from services.contracts.pricing import QuoteTokenClaims, TokenLine
 from services.infrastructure.errors import ServiceUnavailable
@@ -287,7 +287,7 @@ class FakeOrdersUnitOfWork:
     orders: FakeOrderRepository
     network: FakeNetwork
     returns: FakeReturnBook = field(default_factory=FakeReturnBook)
-    published: list[Event] = field(default_factory=list)
+    published: list[Message] = field(default_factory=list)
     commits: int = 0
 
     async def __aenter__(self) -> FakeOrdersUnitOfWork:
@@ -296,7 +296,7 @@ class FakeOrdersUnitOfWork:
     async def __aexit__(self, *exc: object) -> None:
         self.orders._seen.clear()
 
-    def emit(self, message: Event) -> None:
+    def emit(self, message: Message) -> None:
         self.published.append(message)
 
     async def commit(self) -> None:
