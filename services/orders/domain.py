@@ -371,35 +371,12 @@ class Order:
         `replacing`: fulfillments these take over once they hold (a change of pickup store)."""
         assigned = []
         for n, plan in enumerate(planned, start=1):
-            f = Fulfillment(
-                fulfillment_id=f"{self.order_id}.{attempt}.{n}",
-                location_id=plan.location_id,
-                location_type=plan.location_type,
-                method=FulfillmentMethod(plan.method),
-                status=F.PENDING,
-                attempt=attempt,
-                lines=dict(plan.lines),
-                pickup_store_id=plan.pickup_store_id,
-                transfer=plan.transfer,
-                hold_until=self.hold_until,
-                replaces=tuple(replacing),
-            )
-            f.shipment_id = plan.ships_with.shipment_id if plan.ships_with else f.fulfillment_id
-            if plan.ships_with and plan.ships_with.order_id not in self.consolidated_with:
-                self.consolidated_with.append(plan.ships_with.order_id)
-            self.fulfillments.append(f)
+            f = self._take_on(attempt, n, plan, replacing=replacing)
+            if plan.ships_with is not None:
+                f.shipment_id = plan.ships_with.shipment_id
+                if plan.ships_with.order_id not in self.consolidated_with:
+                    self.consolidated_with.append(plan.ships_with.order_id)
             assigned.append(f)
-            self._record(
-                FulfillmentAssigned(
-                    order_id=self.order_id,
-                    fulfillment_id=f.fulfillment_id,
-                    location_id=f.location_id,
-                    location_type=LocationType(f.location_type),
-                    method=f.method,
-                    lines=stock_lines(f.lines),
-                    attempt=attempt,
-                )
-            )
             self._record(
                 ReserveStock(
                     order_id=self.order_id,
@@ -417,33 +394,7 @@ class Order:
     def promise(self, attempt: int, plan: BackorderPlan) -> Fulfillment:
         """Nothing is in stock for these lines now: wait for incoming stock, promised to this
         fulfillment by inventory (first come, first served) and reserved when it arrives."""
-        planned = plan.fulfillment
-        f = Fulfillment(
-            fulfillment_id=f"{self.order_id}.{attempt}.1",
-            location_id=planned.location_id,
-            location_type=planned.location_type,
-            method=FulfillmentMethod(planned.method),
-            status=F.PENDING,
-            attempt=attempt,
-            lines=dict(planned.lines),
-            pickup_store_id=planned.pickup_store_id,
-            backorder=True,
-            hold_until=self.hold_until,
-        )
-        f.shipment_id = f.fulfillment_id
-        self.fulfillments.append(f)
-        self._record(
-            FulfillmentAssigned(
-                order_id=self.order_id,
-                fulfillment_id=f.fulfillment_id,
-                location_id=f.location_id,
-                location_type=LocationType(f.location_type),
-                method=f.method,
-                lines=stock_lines(f.lines),
-                attempt=attempt,
-                backorder=True,
-            )
-        )
+        f = self._take_on(attempt, 1, plan.fulfillment, backorder=True)
         self._record(
             PromiseStock(
                 order_id=self.order_id,
@@ -457,6 +408,47 @@ class Order:
         if self.status is O.PENDING:
             self._become(O.BACKORDERED)
             self._record(OrderBackordered(order_id=self.order_id, promised_at=plan.promised_at))
+        return f
+
+    def _take_on(
+        self,
+        attempt: int,
+        n: int,
+        plan: PlannedFulfillment,
+        *,
+        backorder: bool = False,
+        replacing: Sequence[str] = (),
+    ) -> Fulfillment:
+        """The `n`th fulfillment of a routing attempt, in its own parcel until it joins one."""
+        fulfillment_id = f"{self.order_id}.{attempt}.{n}"
+        f = Fulfillment(
+            fulfillment_id=fulfillment_id,
+            location_id=plan.location_id,
+            location_type=plan.location_type,
+            method=FulfillmentMethod(plan.method),
+            status=F.PENDING,
+            attempt=attempt,
+            lines=dict(plan.lines),
+            pickup_store_id=plan.pickup_store_id,
+            transfer=plan.transfer,
+            backorder=backorder,
+            hold_until=self.hold_until,
+            replaces=tuple(replacing),
+            shipment_id=fulfillment_id,
+        )
+        self.fulfillments.append(f)
+        self._record(
+            FulfillmentAssigned(
+                order_id=self.order_id,
+                fulfillment_id=f.fulfillment_id,
+                location_id=f.location_id,
+                location_type=LocationType(f.location_type),
+                method=f.method,
+                lines=stock_lines(f.lines),
+                attempt=attempt,
+                backorder=backorder,
+            )
+        )
         return f
 
     # Inventory's answers
