@@ -81,12 +81,16 @@ async def get_routing(order_id: Identifier, uow: UoW) -> RoutingDecision:
 
 @router.post("/orders/{order_id}/cancel", tags=["orders"])
 async def cancel_order(
-    order_id: Identifier, uow: UoW, body: CancelIn | None = None
+    order_id: Identifier,
+    uow: UoW,
+    body: CancelIn | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> OrderAfterCancel:
     """Cancel the order and release its stock (not once anything shipped or was collected); with
-    `lines`, only those units, and `refund` is what they were paid."""
+    `lines`, only those units, and `refund` is what they were paid. A partial cancel repeated
+    with the same `Idempotency-Key` is answered as before and cancels nothing more."""
     async with uow:
-        refund = await handlers.cancel(order_id, body or CancelIn(), uow)
+        refund = await handlers.cancel(order_id, body or CancelIn(), uow, idempotency_key)
     async with uow:
         order = await views.order(uow.connection, order_id)
     return OrderAfterCancel(**dict(order), refund=refund)

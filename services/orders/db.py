@@ -16,7 +16,9 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    func,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -65,6 +67,11 @@ class OrderRow(OrdersTable, table=True):
     consolidated_with: list[str] = Field(
         default_factory=list,
         sa_column=Column(ARRAY(String(64)), nullable=False, server_default=text("'{}'")),
+    )
+    # Partial cancels applied (id -> refund), so a repeated one applies nothing.
+    cancellations: dict[str, int] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     )
     created_at: datetime | None = timestamp()
     updated_at: datetime | None = timestamp()
@@ -311,10 +318,10 @@ async def get_order(conn: AsyncConnection, order_id: str, *, lock: bool = False)
 
 
 async def update_order(conn: AsyncConnection, order_id: str, **values: Any) -> None:
-    assignments = ", ".join(f"{column} = :{column}" for column in values)
+    # Core, so each value is bound as its column's type (JSONB, arrays).
+    orders = table(OrderRow)
     await conn.execute(
-        text(f"UPDATE orders SET {assignments}, updated_at = now() WHERE order_id = :oid"),
-        {**values, "oid": order_id},
+        update(orders).where(orders.c.order_id == order_id).values(**values, updated_at=func.now())
     )
 
 

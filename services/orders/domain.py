@@ -259,6 +259,8 @@ class Order:
     allow_backorder: bool = False
     promised_at: datetime | None = None
     consolidated_with: list[str] = field(default_factory=list)
+    cancellations: dict[str, int] = field(default_factory=dict)
+    """Partial cancels applied, by id, with what each refunded: a repeat applies nothing."""
     idempotency_key: str | None = None
     request_hash: str | None = None
     attempts: int = 0
@@ -665,6 +667,8 @@ class Order:
         """Cancel some units before they leave: their stock goes back and they are refunded
         at what they were paid (the same per-unit rule as returns). Cancelling the last units
         cancels the order."""
+        if cancellation_id in self.cancellations:
+            return self._money(self.cancellations[cancellation_id])
         if self.ended:
             raise RuleViolation(f"the order is already {self.status.value}")
         refund = 0
@@ -697,6 +701,7 @@ class Order:
                     left -= take
         amount = self._money(refund)
         self.refunded += refund
+        self.cancellations[cancellation_id] = refund
         self._record(
             OrderLinesCancelled(
                 order_id=self.order_id,

@@ -23,7 +23,14 @@ from services.orders.domain import Fulfillment, Order, OrderLine, TakenBack, add
 from services.orders.routing import ShipWith
 
 # The columns of an order and a fulfillment that the aggregate may change after they are stored.
-_ORDER_CHANGES = ("status", "status_reason", "refunded", "promised_at", "consolidated_with")
+_ORDER_CHANGES = (
+    "status",
+    "status_reason",
+    "refunded",
+    "promised_at",
+    "consolidated_with",
+    "cancellations",
+)
 _FULFILLMENT_CHANGES = ("status", "status_reason", "pickup_deadline", "carrier", "tracking_number")
 
 
@@ -51,6 +58,7 @@ def _order_values(order: Order) -> dict[str, Any]:
         "promised_at": order.promised_at,
         "address_key": address_key(order.address),
         "consolidated_with": list(order.consolidated_with),
+        "cancellations": dict(order.cancellations),
     }
 
 
@@ -177,6 +185,7 @@ class OrderRepository:
             allow_backorder=row.allow_backorder,
             promised_at=row.promised_at,
             consolidated_with=list(row.consolidated_with),
+            cancellations=dict(row.cancellations),
             idempotency_key=row.idempotency_key,
             request_hash=row.request_hash,
             attempts=row.attempts,

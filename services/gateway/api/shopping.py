@@ -211,14 +211,15 @@ async def cancel_order(
         return respond(found, request)
     cancel = payload(body) if body else {}
 
-    async def cancel_it(_: str) -> Reply:
-        # Cancelling a cancelled order changes nothing, so a retry of a whole-order cancel is
-        # harmless; a partial one would cancel those units again, so it is not retried here.
+    async def cancel_it(downstream_key: str) -> Reply:
+        # Cancelling a cancelled order changes nothing, and orders applies a partial cancel once
+        # per key, so a retry is harmless either way.
         return await gateway.orders.call(
             "POST",
             f"/orders/{order_id}/cancel",
             json=cancel,
-            safe_to_retry=not cancel.get("lines"),
+            headers={"Idempotency-Key": downstream_key},
+            safe_to_retry=True,
         )
 
     return await once(request, gateway, principal, idempotency_key, cancel, cancel_it)

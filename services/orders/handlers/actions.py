@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from services.contracts.orders import CancelIn, RejectCode, ShipIn
@@ -77,19 +78,28 @@ async def reject(
     await uow.commit()
 
 
-async def cancel(order_id: str, body: CancelIn, uow: OrdersUnitOfWork) -> Money | None:
+async def cancel(
+    order_id: str, body: CancelIn, uow: OrdersUnitOfWork, idempotency_key: str | None = None
+) -> Money | None:
     """Cancel the whole order before anything left a location (every held unit goes back), or
-    with `lines` only those units, refunded at what they were paid."""
+    with `lines` only those units, refunded at what they were paid (once per idempotency key)."""
     order = await order_of(uow, order_id)
     refund = None
     with as_problems():
         if body.lines:
             wanted = {line.sku: line.quantity for line in body.lines}
-            refund = order.cancel_lines(f"cnl_{uuid.uuid4().hex[:20]}", wanted, body.reason)
+            refund = order.cancel_lines(cancellation_id(idempotency_key), wanted, body.reason)
         else:
             order.cancel(body.reason)
     await uow.commit()
     return refund
+
+
+def cancellation_id(idempotency_key: str | None) -> str:
+    """The same for every repeat of one partial cancel (so it applies once), new otherwise."""
+    if idempotency_key is None:
+        return f"cnl_{uuid.uuid4().hex[:20]}"
+    return "cnl_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
 
 
 async def change_pickup_store(

@@ -142,8 +142,12 @@ async def test_a_partial_cancel_releases_and_refunds_exactly_those_units(network
     await network.until(order_id, "confirmed")
 
     one = {"reason": "one too many", "lines": [{"sku": tee, "quantity": 1}]}
-    answer = await network.orders.post(f"/orders/{order_id}/cancel", json=one)
+    key = {"Idempotency-Key": network.id("cancel-1")}
+    answer = await network.orders.post(f"/orders/{order_id}/cancel", json=one, headers=key)
     assert answer.status_code == 200, answer.text
+    again = await network.orders.post(f"/orders/{order_id}/cancel", json=one, headers=key)
+    assert again.json()["refund"] == answer.json()["refund"]  # applied once
+    assert again.json()["lines"][0]["cancelled_quantity"] == 1
     assert answer.json()["refund"] == {"amount": 1999, "currency": "EUR"}
     assert answer.json()["fulfillments"][0]["lines"] == [{"sku": tee, "quantity": 2}]
 

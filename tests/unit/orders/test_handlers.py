@@ -627,3 +627,20 @@ async def test_cancelling_some_units_refunds_exactly_those_and_the_rest_goes_on(
     assert order.status is OrderStatus.CANCELLED  # the last units cancel the order
     assert order.fulfillments[0].status is FulfillmentStatus.CANCELLED
     assert order.refunded == order.total
+
+
+async def test_a_repeated_partial_cancel_with_the_same_key_cancels_nothing_more(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    uow.network.available["TEE", "wh"] = 5
+    order_id = await place(uow, policy, {"TEE": (3, 1999)})
+    one = CancelIn.model_validate({"lines": [{"sku": "TEE", "quantity": 1}]})
+    refunds = []
+    for _ in range(2):  # a client's or the gateway's retry
+        async with uow:
+            refunds.append(await handlers.cancel(order_id, one, uow, "k-cancel-1"))
+    assert [r.amount for r in refunds if r] == [1999, 1999]
+    order = uow.orders.stored[order_id]
+    assert order.lines["TEE"].cancelled_quantity == 1
+    assert order.refunded == 1999
+    assert uow.types().count("OrderLinesCancelled") == 1

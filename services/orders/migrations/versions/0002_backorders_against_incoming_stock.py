@@ -39,6 +39,15 @@ def upgrade() -> None:
         "ix_orders_consolidation", "orders", ["customer_id", "address_key", "created_at"]
     )
     op.add_column(
+        "orders",
+        sa.Column(
+            "cancellations",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
+    )
+    op.add_column(
         "order_lines",
         sa.Column("cancelled_quantity", sa.Integer(), server_default=sa.text("0"), nullable=False),
     )
@@ -63,6 +72,7 @@ def downgrade() -> None:
     op.drop_index("ix_fulfillments_shipment_id", table_name="fulfillments")
     op.drop_column("fulfillments", "shipment_id")
     op.drop_column("order_lines", "cancelled_quantity")
+    op.drop_column("orders", "cancellations")
     op.drop_index("ix_orders_consolidation", table_name="orders")
     op.drop_column("orders", "consolidated_with")
     op.drop_column("orders", "address_key")
