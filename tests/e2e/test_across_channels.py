@@ -131,7 +131,14 @@ async def test_a_waiting_customer_collects_at_another_store(retail: Retail) -> N
     order_id = await order(retail, shop, {sku: 1}, {"method": "pickup", "store_id": here})
     await retail.until(shop, order_id, "confirmed")
 
-    refused = await shop.post(f"/v1/orders/{order_id}/pickup-store", json={"store_id": empty})
+    # Staff of another store may not move it; staff of the store it waits at may.
+    elsewhere = await retail.key("store", store_id=there)
+    not_theirs = await elsewhere.post(
+        f"/v1/orders/{order_id}/pickup-store", json={"store_id": there}
+    )
+    is_problem(not_theirs, 403)
+    staff = await retail.key("store", store_id=here)
+    refused = await staff.post(f"/v1/orders/{order_id}/pickup-store", json={"store_id": empty})
     assert "cannot serve this order" in is_problem(refused, 409)["detail"]
     ok(await shop.post(f"/v1/orders/{order_id}/pickup-store", json={"store_id": there}))
 

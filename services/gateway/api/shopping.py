@@ -39,7 +39,7 @@ from services.gateway.api.common import (
     respond,
     role,
 )
-from services.gateway.domain import Principal
+from services.gateway.domain import Principal, Role
 from services.gateway.downstream import Reply
 from services.infrastructure.errors import Forbidden
 
@@ -247,6 +247,17 @@ async def change_pickup_store(
     found = await _readable_order(request, gateway, principal, order_id)
     if not found.ok:
         return respond(found, request)
+    if principal.role is Role.STORE:
+        # Store staff move the collections waiting at their own store (the customer is there).
+        waiting_at = sorted(
+            {
+                f["pickup_store_id"]
+                for f in found.json()["fulfillments"]
+                if f["pickup_store_id"] and f["status"] not in ("rejected", "cancelled", "expired")
+            }
+        )
+        if principal.store_id not in waiting_at:
+            deny_if(domain.store_denial(principal, waiting_at[0] if waiting_at else "unknown"))
     move = payload(body)
 
     async def move_it(_: str) -> Reply:
