@@ -417,6 +417,23 @@ class FulfillmentAssigned(_OrderEvent):
     backorder: bool = Field(
         default=False, description="It waits for incoming stock promised to it (a pre-order)."
     )
+    partner_id: Identifier | None = Field(
+        default=None, description="The dropship partner whose location serves it, if any."
+    )
+
+
+class FulfillmentCancelled(_OrderEvent):
+    """An assigned fulfillment will not be served any more: the order was cancelled or rejected,
+    its last units were cancelled, the pickup moved to another store, or the partner did not
+    accept it in time (withdrawn; its lines are routed again elsewhere). Its stock goes back."""
+
+    TYPE: ClassVar[str] = "omniroute.orders.fulfillment_cancelled.v1"
+    fulfillment_id: Identifier
+    location_id: Identifier
+    partner_id: Identifier | None = Field(
+        default=None, description="The dropship partner whose location was to serve it, if any."
+    )
+    reason: str
 
 
 class PickupStoreChanged(_OrderEvent):

@@ -32,6 +32,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         pickup_window=timedelta(seconds=settings.pickup_window_seconds),
         stock=inventory,
         consolidation_window=timedelta(minutes=settings.consolidation_window_minutes),
+        partner_accept_window=timedelta(minutes=settings.partner_accept_minutes),
     )
 
     @contextlib.asynccontextmanager
@@ -44,6 +45,9 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     async def sweep() -> int:
         async with unit_of_work() as uow:
             return await handlers.expire_overdue_pickups(uow)
+
+    async def partner_sweep() -> int:
+        return await handlers.withdraw_unaccepted_fulfillments(unit_of_work, policy)
 
     app = create_service_app(
         runtime,
@@ -60,6 +64,11 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         resources=[inventory_client],
         jobs=[
             PeriodicJob("pickup-expiry", settings.expiry_sweep_interval_seconds, sweep),
+            PeriodicJob(
+                "partner-accept-timeout",
+                settings.expiry_sweep_interval_seconds,
+                partner_sweep,
+            ),
         ],
     )
     app.state.policy = policy

@@ -470,6 +470,25 @@ async def overdue_pickups(conn: AsyncConnection, now: datetime, limit: int) -> S
     return (await conn.execute(query, {"now": now, "limit": limit})).all()
 
 
+async def unaccepted_partner_fulfillments(
+    conn: AsyncConnection, reserved_before: datetime, limit: int
+) -> Sequence[Any]:
+    """Dropship fulfillments reserved before `reserved_before` and still not accepted, the
+    longest waiting first. A reserved fulfillment's `updated_at` is when its reservation held:
+    the first moment its partner could accept it (for a backorder, when the stock arrived, which
+    may be weeks after it was assigned); nothing else updates it while it stays reserved."""
+    # The partners' locations first, so the (location_id, status) index finds the few reserved
+    # fulfillments instead of this scan (every second, in every replica) reading them all.
+    query = text(
+        "SELECT f.fulfillment_id, f.order_id FROM fulfillments f"
+        " WHERE f.location_id IN (SELECT location_id FROM locations WHERE type = 'dropship')"
+        " AND f.location_type = 'dropship' AND f.status = 'reserved'"
+        " AND f.updated_at <= :before"
+        " ORDER BY f.updated_at, f.fulfillment_id LIMIT :limit"
+    )
+    return (await conn.execute(query, {"before": reserved_before, "limit": limit})).all()
+
+
 # Routing decisions and returns
 
 

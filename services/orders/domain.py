@@ -28,6 +28,7 @@ from services.contracts.inventory import (
 from services.contracts.orders import (
     FulfillmentAccepted,
     FulfillmentAssigned,
+    FulfillmentCancelled,
     FulfillmentMethod,
     FulfillmentPickedUp,
     FulfillmentReady,
@@ -105,6 +106,11 @@ CORRECTIONS: Mapping[RejectCode, StockCorrection] = {
     RejectCode.DAMAGED: StockCorrection.DAMAGED,
 }
 """Reject codes that say the location's stock is wrong: inventory corrects it as it releases."""
+
+WITHDRAWN = "withdrawn: "
+"""How the status reason of a fulfillment taken from a partner that did not accept it in time
+begins: the mark (kept with the fulfillment, no column of its own) that its location failed the
+order, so re-routes leave it out like a location that rejected."""
 
 
 class IllegalTransition(ValueError):
@@ -210,7 +216,12 @@ class Fulfillment:
     status_reason: str | None = None
     carrier: str | None = None
     tracking_number: str | None = None
-    partner_id: str | None = None  # of its location; read with it, never written
+    partner_id: str | None = None  # of its location (read with it, or from the plan); not stored
+
+    @property
+    def withdrawn(self) -> bool:
+        """Cancelled because its partner did not accept it in time."""
+        return self.status is F.CANCELLED and (self.status_reason or "").startswith(WITHDRAWN)
 
     def step(self, target: FulfillmentStatus, what: str, reason: str | None = None) -> bool:
         """Move to `target`; False if it is there already (a repeated request is answered with
@@ -350,8 +361,11 @@ class Order:
         return {sku: units for sku, units in missing.items() if units > 0}
 
     def failed_locations(self) -> frozenset[str]:
-        """Locations that turned (part of) this order down: never planned again."""
-        return frozenset(f.location_id for f in self.fulfillments if f.status is F.REJECTED)
+        """Locations that turned (part of) this order down, or did not accept it in time: never
+        planned again."""
+        return frozenset(
+            f.location_id for f in self.fulfillments if f.status is F.REJECTED or f.withdrawn
+        )
 
     # Routing
 
@@ -437,6 +451,7 @@ class Order:
             hold_until=self.hold_until,
             replaces=tuple(replacing),
             shipment_id=fulfillment_id,
+            partner_id=plan.partner_id,
         )
         self.fulfillments.append(f)
         self._record(
@@ -449,6 +464,7 @@ class Order:
                 lines=stock_lines(f.lines),
                 attempt=attempt,
                 backorder=backorder,
+                partner_id=f.partner_id,
             )
         )
         return f
@@ -620,6 +636,18 @@ class Order:
                 reason=reason,
             )
         )
+        return None if self.ended else dict(f.lines)
+
+    def withdraw(self, fulfillment_id: str, reason: str) -> dict[str, int] | None:
+        """The partner did not accept in time: the fulfillment is cancelled, its stock goes back,
+        and the lines to route again without that location (None when the partner accepted, or
+        it closed otherwise, before the order was locked: that outcome stands)."""
+        f = self._fulfillment(fulfillment_id)
+        if f.location_type != "dropship":
+            raise RuleViolation("only a partner's (dropship) fulfillment waits for an accept")
+        if f.status is not F.RESERVED:
+            return None
+        self._close(f, F.CANCELLED, "withdraw it", WITHDRAWN + reason)
         return None if self.ended else dict(f.lines)
 
     # Ending
@@ -817,10 +845,8 @@ class Order:
         for old_id in new.replaces:
             old = self.fulfillment(old_id)
             if old is not None and old.status in HOLDING:
-                reason = f"pickup moved to {new.pickup_store_id}"
-                old.step(F.CANCELLED, "move the pickup", reason)
-                self._record(
-                    ReleaseStock(order_id=self.order_id, reservation_id=old_id, reason=reason)
+                self._close(
+                    old, F.CANCELLED, "move the pickup", f"pickup moved to {new.pickup_store_id}"
                 )
         previous, self.store_id = self.store_id, new.pickup_store_id
         self._record(
@@ -835,10 +861,7 @@ class Order:
     def _give_back(self, f: Fulfillment, sku: str, units: int, reason: str) -> None:
         """Units of one fulfillment go back: all of it (cancelled) or part (it goes on smaller)."""
         if units == sum(f.lines.values()):
-            f.step(F.CANCELLED, "cancel it", reason)
-            self._record(
-                ReleaseStock(order_id=self.order_id, reservation_id=f.fulfillment_id, reason=reason)
-            )
+            self._close(f, F.CANCELLED, "cancel it", reason)
             return
         f.lines[sku] -= units
         if not f.lines[sku]:
@@ -856,9 +879,25 @@ class Order:
         """Close every fulfillment still holding stock and give that stock back."""
         for f in self.fulfillments:
             if f.status in HOLDING:
-                f.step(to, "release it", reason)
-                self._record(
-                    ReleaseStock(
-                        order_id=self.order_id, reservation_id=f.fulfillment_id, reason=reason
-                    )
+                self._close(f, to, "release it", reason)
+
+    def _close(self, f: Fulfillment, to: FulfillmentStatus, what: str, reason: str) -> None:
+        """Close a fulfillment that holds stock and give the stock back. Every way to cancel one
+        comes here, so the store or partner it was assigned to always hears that it stops."""
+        f.step(to, what, reason)
+        # A client's cancel reason may run to 500 characters; the command to inventory takes 200.
+        self._record(
+            ReleaseStock(
+                order_id=self.order_id, reservation_id=f.fulfillment_id, reason=reason[:200]
+            )
+        )
+        if to is F.CANCELLED:
+            self._record(
+                FulfillmentCancelled(
+                    order_id=self.order_id,
+                    fulfillment_id=f.fulfillment_id,
+                    location_id=f.location_id,
+                    partner_id=f.partner_id,
+                    reason=reason,
                 )
+            )

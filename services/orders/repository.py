@@ -220,6 +220,14 @@ class OrderRepository:
             (r.order_id, r.fulfillment_id) for r in await db.overdue_pickups(self._conn, now, limit)
         ]
 
+    async def unaccepted_partner_fulfillments(
+        self, reserved_before: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        """(order id, fulfillment id) of dropship fulfillments reserved before `reserved_before`
+        that their partner has not accepted yet, read without locking anything."""
+        rows = await db.unaccepted_partner_fulfillments(self._conn, reserved_before, limit)
+        return [(r.order_id, r.fulfillment_id) for r in rows]
+
     async def parcels_to_join(self, order: Order, since: datetime) -> list[ShipWith]:
         """Unshipped parcels of the buyer's earlier deliveries to the same address, placed
         since `since`, the earliest first: candidates for consolidation."""

@@ -46,6 +46,7 @@ class Site:
     ship_capacity_left: int  # parcels it can still ship today
     available: Mapping[str, int]  # sku -> available units (missing sku = 0)
     name: str = ""
+    partner_id: str | None = None  # the partner a dropship location belongs to
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class PlannedFulfillment:
     transfer: bool = False  # stock travels from this location to the pickup store
     ready_in_days: int = 0
     ships_with: ShipWith | None = None  # joins that earlier parcel (consolidation)
+    partner_id: str | None = None  # the partner whose (dropship) location this is
 
 
 @dataclass(frozen=True)
@@ -460,7 +462,14 @@ def _planned(
     in_order = {sku: lines[sku] for sku in sorted(lines)}
     transfer = transfer_days is not None
     return PlannedFulfillment(
-        site.location_id, site.type, method, in_order, pickup_store_id, transfer, transfer_days or 0
+        site.location_id,
+        site.type,
+        method,
+        in_order,
+        pickup_store_id,
+        transfer,
+        transfer_days or 0,
+        partner_id=site.partner_id,
     )
 
 

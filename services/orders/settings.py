@@ -19,6 +19,10 @@ class OrdersSettings(ServiceSettings):
     pickup_fallback: Literal["transfer", "reject"] = "transfer"
     pickup_window_seconds: float = 72 * 3600
     expiry_sweep_interval_seconds: float = 1.0
+    # A partner that has not accepted a dropship fulfillment this long after its stock was
+    # reserved loses it: the fulfillment is withdrawn and its lines routed elsewhere. A float,
+    # so a test can wait a second rather than a minute.
+    partner_accept_minutes: float = Field(default=60, gt=0, le=7 * 24 * 60)
     # A delivery joins the unshipped parcel of the same buyer's earlier order to the same
     # address, placed within this many minutes (consolidation).
     consolidation_window_minutes: float = Field(default=240, ge=0, le=7 * 24 * 60)

@@ -23,6 +23,8 @@ from services.orders.handlers.saga import (
     on_stock_reserved,
     project_availability,
     project_location,
+    withdraw_unaccepted,
+    withdraw_unaccepted_fulfillments,
 )
 
 __all__ = [
@@ -45,4 +47,6 @@ __all__ = [
     "project_location",
     "reject",
     "ship",
+    "withdraw_unaccepted",
+    "withdraw_unaccepted_fulfillments",
 ]

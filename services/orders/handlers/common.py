@@ -41,6 +41,7 @@ class Policy:
     pickup_window: timedelta
     stock: StockAuthority | None = None
     consolidation_window: timedelta = timedelta(minutes=240)
+    partner_accept_window: timedelta = timedelta(minutes=60)
 
 
 def now() -> datetime:

@@ -39,6 +39,7 @@ def site(row: dict[str, Any]) -> routing.Site:
         ship_capacity_left=max(row["ship_capacity"] - row["assigned_today"], 0),
         available=row["available"],
         name=row["name"],
+        partner_id=row.get("partner_id"),
     )
 
 

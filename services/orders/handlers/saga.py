@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
+
 from services.contracts.inventory import (
     AvailabilityChanged,
     LocationChanged,
@@ -98,3 +101,48 @@ async def expire_overdue_pickups(uow: OrdersUnitOfWork, limit: int = 100) -> int
             order.pickup_overdue(fulfillment_id)
     await uow.commit()
     return len(overdue)
+
+
+async def withdraw_unaccepted(
+    order_id: str, fulfillment_id: str, uow: OrdersUnitOfWork, policy: Policy
+) -> None:
+    """A partner that did not accept its fulfillment within the accept window loses it: the stock
+    goes back and the lines are routed again without that location (or the order is rejected
+    when nothing else can serve them). One the partner accepted meanwhile is left alone."""
+    order = await uow.orders.get(order_id)
+    f = None if order is None else order.fulfillment(fulfillment_id)
+    if order is None or f is None:
+        return
+    within = f"within {_span(policy.partner_accept_window)}"
+    lines = order.withdraw(fulfillment_id, f"not accepted {within}")
+    if lines is not None:
+        await reroute(uow, order, lines, f"not accepted at {f.location_id} {within}", policy)
+    await uow.commit()
+
+
+async def withdraw_unaccepted_fulfillments(
+    unit_of_work: Callable[[], OrdersUnitOfWork], policy: Policy, limit: int = 100
+) -> int:
+    """Withdraw every dropship fulfillment not accepted within the accept window, each order in
+    a unit of work of its own, so one that fails (inventory not answering while its lines are
+    routed again) is retried next time and never holds back the others."""
+    async with unit_of_work() as uow:
+        overdue = await uow.orders.unaccepted_partner_fulfillments(
+            now() - policy.partner_accept_window, limit
+        )
+    for order_id, fulfillment_id in overdue:
+        try:
+            async with unit_of_work() as uow:
+                await withdraw_unaccepted(order_id, fulfillment_id, uow, policy)
+        except Exception:
+            log.exception(
+                "withdrawing %s of order %s failed; retried next time", fulfillment_id, order_id
+            )
+    return len(overdue)
+
+
+def _span(window: timedelta) -> str:
+    """`60 minutes`, or `2 seconds` for a window shorter than a minute (a test's)."""
+    seconds = window.total_seconds()
+    amount, unit = (seconds / 60, "minute") if seconds >= 60 else (seconds, "second")
+    return f"{amount:g} {unit}{'' if amount == 1 else 's'}"

@@ -31,6 +31,10 @@ async def test_a_second_delivery_from_another_channel_ships_with_the_first(
     await network.stock(network.store_utr, tent, 1)  # the first order can only come from here
     await network.stock(network.warehouse, stove, 3)
     await network.stock(network.store_utr, stove, 3)
+    # Routing reads the projection: it must know the store has stoves too, or the warehouse
+    # (nearer, and in stock) is all it can see.
+    await network.sees(stove, network.store_utr, 3)
+    await network.sees(stove, network.warehouse, 3)
 
     first = await place(network, {tent: 1}, network.deliver())
     await network.until(first, "confirmed")

@@ -122,13 +122,16 @@ async def test_a_cancelled_preorder_frees_its_promise(network: Network) -> None:
     order_id = await preorder(network, sku, 1)
     await network.until(order_id, "backordered")
 
+    async def promisable(units: int) -> bool:
+        supply = (await network.inventory.get("/incoming-stock", params={"sku": sku})).json()
+        return [s["promisable"] for s in supply] == [units]
+
+    # The order is backordered as soon as it is placed; wait for inventory to have promised the
+    # unit too, or "freed" below could be seen before the promise was even taken.
+    await eventually(lambda: promisable(0))
     response = await network.orders.post(f"/orders/{order_id}/cancel", json={"reason": "no"})
     assert response.status_code == 200, response.text
 
-    async def freed() -> bool:
-        supply = (await network.inventory.get("/incoming-stock", params={"sku": sku})).json()
-        return [s["promisable"] for s in supply] == [1]
-
-    await eventually(freed)
+    await eventually(lambda: promisable(1))
     again = await preorder(network, sku, 1)  # the unit can be promised to someone else now
     await network.until(again, "backordered")

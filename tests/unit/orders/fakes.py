@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -54,6 +54,7 @@ class FakeSite:
     capabilities: tuple[str, ...] = ("ship", "pickup", "returns")
     priority: int = 10
     ship_capacity: int = 100
+    partner_id: str | None = None
 
 
 class FakeNetwork:
@@ -82,6 +83,7 @@ class FakeNetwork:
                     if (sku, s.location_id) in self.available
                 },
                 "name": s.location_id,
+                "partner_id": s.partner_id,
             }
             for s in sorted(self.locations.values(), key=lambda s: s.location_id)
         ]
@@ -108,6 +110,7 @@ class FakeNetwork:
             tuple(c.value for c in location.capabilities),
             location.priority,
             location.ship_capacity,
+            location.partner_id,
         )
 
 
@@ -172,6 +175,8 @@ class FakeOrderRepository:
         self.stored: dict[str, Order] = {}
         self._seen: dict[str, Order] = {}
         self.keys: dict[str, tuple[str, str | None]] = {}
+        self.reserved_at: dict[str, datetime] = {}
+        """When each fulfillment was saved reserved (the database's `updated_at`)."""
 
     @property
     def seen(self) -> list[Order]:
@@ -208,6 +213,19 @@ class FakeOrderRepository:
             and f.pickup_deadline <= now
         ][:limit]
 
+    async def unaccepted_partner_fulfillments(
+        self, reserved_before: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        waiting = [
+            (self.reserved_at[f.fulfillment_id], o.order_id, f.fulfillment_id)
+            for o in self.stored.values()
+            for f in o.fulfillments
+            if f.location_type == "dropship"
+            and f.status.value == "reserved"
+            and self.reserved_at[f.fulfillment_id] <= reserved_before
+        ]
+        return [(order_id, fid) for _, order_id, fid in sorted(waiting)][:limit]
+
     async def parcels_to_join(self, order: Order, since: datetime) -> list[ShipWith]:
         key = address_key(order.address)
         return [
@@ -241,6 +259,9 @@ class FakeOrderRepository:
     def save(self) -> None:
         for order in self._seen.values():
             order.decisions.clear()
+            for f in order.fulfillments:
+                if f.status.value == "reserved":
+                    self.reserved_at.setdefault(f.fulfillment_id, datetime.now(UTC))
             self.stored[order.order_id] = copy.deepcopy(order)
             if order.idempotency_key:
                 self.keys[order.idempotency_key] = (order.order_id, order.request_hash)

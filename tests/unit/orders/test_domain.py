@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.contracts.inventory import CommitStock, ReleaseStock, ReserveStock
-from services.contracts.orders import FulfillmentMethod, FulfillmentStatus, OrderStatus
+from services.contracts.orders import (
+    FulfillmentAssigned,
+    FulfillmentCancelled,
+    FulfillmentMethod,
+    FulfillmentStatus,
+    OrderStatus,
+)
 from services.contracts.pricing import Channel
 from services.orders import domain
 from services.orders.domain import Order, OrderLine
@@ -37,21 +43,43 @@ def order(method: FulfillmentMethod = FulfillmentMethod.PICKUP, **lines: int) ->
     return placed
 
 
-def assigned(o: Order, location_id: str = "store-ams", **lines: int) -> str:
+def assigned(
+    o: Order,
+    location_id: str = "store-ams",
+    *,
+    partner_id: str | None = None,
+    replacing: tuple[str, ...] = (),
+    **lines: int,
+) -> str:
     attempt = o.start_routing()
     (f,) = o.assign(
         attempt,
         [
             PlannedFulfillment(
                 location_id=location_id,
-                location_type="store",
+                location_type="store" if partner_id is None else "dropship",
                 method=o.method.value,
                 lines=lines or o.quantities(),
-                pickup_store_id="store-ams",
+                pickup_store_id=None if partner_id else "store-ams",
+                partner_id=partner_id,
             )
         ],
+        replacing,
     )
     return f.fulfillment_id
+
+
+def dropshipped(**lines: int) -> tuple[Order, str]:
+    """A delivery from a partner's location, reserved and waiting for the partner's accept."""
+    o = order(FulfillmentMethod.DELIVERY, **lines)
+    fid = assigned(o, "ds-1", partner_id="p-1")
+    o.reservation_confirmed(fid)
+    o.messages.clear()
+    return o, fid
+
+
+def cancelled(o: Order) -> list[FulfillmentCancelled]:
+    return [m for m in o.messages if isinstance(m, FulfillmentCancelled)]
 
 
 def test_placing_records_the_order_and_assigning_asks_for_a_reservation() -> None:
@@ -155,3 +183,129 @@ def test_every_status_change_goes_through_the_tables() -> None:
             if target is not current and target not in targets:
                 with pytest.raises(domain.IllegalTransition):
                     domain.transition(current, target, "test")
+
+
+def test_a_partners_fulfillment_is_assigned_to_the_partner() -> None:
+    o = order(FulfillmentMethod.DELIVERY)
+    fid = assigned(o, "ds-1", partner_id="p-1")
+    (event,) = [m for m in o.messages if isinstance(m, FulfillmentAssigned)]
+    assert (event.fulfillment_id, event.location_type, event.partner_id) == (
+        fid,
+        "dropship",
+        "p-1",
+    )
+    assert o.fulfillment(fid).partner_id == "p-1"
+    other = order()
+    assigned(other)
+    assert [m.partner_id for m in other.messages if isinstance(m, FulfillmentAssigned)] == [None]
+
+
+def test_cancelling_the_order_cancels_each_held_fulfillment_once() -> None:
+    o, fid = dropshipped()
+    assert o.cancel("changed my mind")
+    (event,) = cancelled(o)
+    assert (event.fulfillment_id, event.location_id, event.partner_id, event.reason) == (
+        fid,
+        "ds-1",
+        "p-1",
+        "changed my mind",
+    )
+    assert not o.cancel("again")
+    assert len(cancelled(o)) == 1
+
+
+def test_a_rejected_order_cancels_what_it_still_held() -> None:
+    o = order(FulfillmentMethod.DELIVERY, TEE=1, CAP=1)
+    held = assigned(o, "wh", TEE=1)
+    failed = assigned(o, "store-utr", CAP=1)
+    o.reservation_confirmed(held)
+    o.reservation_failed(failed, "short")
+    o.reject("no location left")
+    assert [(e.fulfillment_id, e.reason) for e in cancelled(o)] == [
+        (held, "order rejected: no location left")
+    ]  # the failed one was rejected, not cancelled
+
+
+def test_cancelling_a_fulfillments_last_units_cancels_it_and_part_of_them_does_not() -> None:
+    o = order(FulfillmentMethod.DELIVERY, TEE=2, CAP=1)
+    tees = assigned(o, "wh", TEE=2)
+    cap = assigned(o, "ds-1", partner_id="p-1", CAP=1)
+    o.reservation_confirmed(tees)
+    o.reservation_confirmed(cap)
+    o.cancel_lines("cnl_1", {"TEE": 1}, "one is enough")
+    assert cancelled(o) == []
+    o.cancel_lines("cnl_2", {"CAP": 1}, "no cap")
+    (event,) = cancelled(o)
+    assert (event.fulfillment_id, event.partner_id, event.reason) == (cap, "p-1", "no cap")
+    assert o.status is OrderStatus.CONFIRMED
+
+
+def test_a_new_pickup_store_cancels_the_old_fulfillment_once_it_holds() -> None:
+    o = order(FulfillmentMethod.PICKUP)
+    old = assigned(o)
+    o.reservation_confirmed(old)
+    new = assigned(o, "store-utr", replacing=(old,))
+    assert cancelled(o) == []
+    o.reservation_confirmed(new)
+    (event,) = cancelled(o)
+    assert (event.fulfillment_id, event.location_id, event.partner_id) == (old, "store-ams", None)
+
+
+def test_an_expiry_expires_fulfillments_rather_than_cancelling_them() -> None:
+    o = order(FulfillmentMethod.RESERVE)
+    fid = assigned(o)
+    o.reservation_confirmed(fid)
+    o.hold_expired(fid)
+    assert cancelled(o) == []
+
+
+def test_a_long_cancel_reason_still_fits_the_release() -> None:
+    o, _ = dropshipped()
+    o.cancel("x" * 500)
+    (release,) = [m for m in o.messages if isinstance(m, ReleaseStock)]
+    assert release.reason == "x" * 200
+    assert cancelled(o)[0].reason == "x" * 500
+
+
+def test_a_partner_that_does_not_accept_in_time_loses_the_fulfillment() -> None:
+    o, fid = dropshipped(TEE=2)
+    assert o.withdraw(fid, "not accepted within 60 minutes") == {"TEE": 2}
+    f = o.fulfillment(fid)
+    assert f.status is F.CANCELLED
+    assert f.status_reason == "withdrawn: not accepted within 60 minutes"
+    assert f.withdrawn
+    assert [type(m).__name__ for m in o.messages] == ["ReleaseStock", "FulfillmentCancelled"]
+    (event,) = cancelled(o)
+    assert (event.partner_id, event.reason) == ("p-1", f.status_reason)
+    assert o.failed_locations() == {"ds-1"}  # routed again without it
+    assert o.outstanding() == {"TEE": 2}
+    assert o.status is OrderStatus.CONFIRMED  # until the re-route settles it
+    assert o.withdraw(fid, "again") is None  # once
+    with pytest.raises(domain.RuleViolation, match="the fulfillment is cancelled"):
+        o.accept(fid)  # too late
+    assert len(o.messages) == 2
+
+
+def test_an_accepted_or_unreserved_fulfillment_is_not_withdrawn() -> None:
+    o, fid = dropshipped()
+    assert o.accept(fid)
+    o.messages.clear()
+    assert o.withdraw(fid, "not accepted within 60 minutes") is None  # the accept won the race
+    assert o.fulfillment(fid).status is F.ACCEPTED
+    assert o.messages == []
+
+    waiting = order(FulfillmentMethod.DELIVERY)
+    pending = assigned(waiting, "ds-1", partner_id="p-1")  # its reservation not held yet
+    assert waiting.withdraw(pending, "late") is None
+    with pytest.raises(domain.RuleViolation, match="dropship"):
+        waiting.withdraw(assigned(waiting, "wh"), "late")
+
+
+def test_only_a_withdrawal_marks_a_cancelled_location_as_failed() -> None:
+    o = order(FulfillmentMethod.DELIVERY, TEE=2)
+    fid = assigned(o, "ds-1", partner_id="p-1")
+    o.reservation_confirmed(fid)
+    o.cancel_lines("cnl_1", {"TEE": 2}, "not needed")
+    assert o.fulfillment(fid).status is F.CANCELLED
+    assert not o.fulfillment(fid).withdrawn
+    assert o.failed_locations() == frozenset()

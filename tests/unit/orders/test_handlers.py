@@ -3,6 +3,7 @@ aggregate, save, and the messages that leave with the commit."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,8 @@ from services.contracts.inventory import (
 )
 from services.contracts.orders import (
     CancelIn,
+    FulfillmentAssigned,
+    FulfillmentCancelled,
     FulfillmentStatus,
     OrderStatus,
     PlaceOrder,
@@ -71,6 +74,7 @@ def uow() -> FakeOrdersUnitOfWork:
             FakeSite("wh", "warehouse", 52.30, 4.80, ("ship", "returns"), priority=10),
             FakeSite("store-ams", "store", 52.37, 4.89, priority=50),
             FakeSite("store-utr", "store", 52.09, 5.12, priority=50),
+            FakeSite("ds-1", "dropship", 52.50, 5.50, ("ship",), priority=80, partner_id="p-1"),
         ]
     )
     return FakeOrdersUnitOfWork(FakeOrderRepository(), network)
@@ -263,7 +267,8 @@ async def test_cancel_releases_everything_held_but_not_once_shipped(
     async with uow:
         await handlers.cancel(first, CancelIn(reason="changed my mind"), uow)
     assert uow.orders.stored[first].status is OrderStatus.CANCELLED
-    assert isinstance(uow.published[-2], ReleaseStock)
+    assert isinstance(uow.published[-3], ReleaseStock)
+    assert isinstance(uow.published[-2], FulfillmentCancelled)
 
     second = await place(uow, policy, {"TEE": (1, 1999)})
     (f,) = uow.orders.stored[second].fulfillments
@@ -644,3 +649,138 @@ async def test_a_repeated_partial_cancel_with_the_same_key_cancels_nothing_more(
     assert order.lines["TEE"].cancelled_quantity == 1
     assert order.refunded == 1999
     assert uow.types().count("OrderLinesCancelled") == 1
+
+
+# Partners that do not accept in time
+
+
+async def dropshipped(
+    uow: FakeOrdersUnitOfWork, policy: Policy, sku: str = "KAYAK", waited: timedelta | None = None
+) -> tuple[str, Any]:
+    """An order only the partner's location can serve, reserved there `waited` ago (longer than
+    the accept window by default)."""
+    uow.network.available[sku, "ds-1"] = 5
+    order_id = await place(uow, policy, {sku: (1, 49900)})
+    (f,) = uow.orders.stored[order_id].fulfillments
+    async with uow:
+        await handlers.on_stock_reserved(reserved(order_id, f), uow)
+        await uow.commit()
+    ago = policy.partner_accept_window + timedelta(seconds=1) if waited is None else waited
+    uow.orders.reserved_at[f.fulfillment_id] -= ago
+    return order_id, f
+
+
+def sweep(uow: FakeOrdersUnitOfWork, policy: Policy) -> Any:
+    return handlers.withdraw_unaccepted_fulfillments(lambda: uow, policy)
+
+
+def events(uow: FakeOrdersUnitOfWork, kind: type[Any]) -> list[Any]:
+    return [m for m in uow.published if isinstance(m, kind)]
+
+
+async def test_a_partner_fulfillment_is_assigned_with_the_partner(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    order_id, f = await dropshipped(uow, policy)
+    (assigned,) = events(uow, FulfillmentAssigned)
+    assert (assigned.fulfillment_id, assigned.location_type, assigned.partner_id) == (
+        f.fulfillment_id,
+        "dropship",
+        "p-1",
+    )
+    assert uow.orders.stored[order_id].status is OrderStatus.CONFIRMED
+
+
+async def test_an_unaccepted_partner_fulfillment_is_withdrawn_and_routed_elsewhere(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    order_id, f = await dropshipped(uow, policy)
+    uow.network.available["KAYAK", "wh"] = 1  # meanwhile the warehouse has one
+
+    assert await sweep(uow, policy) == 1
+
+    order = uow.orders.stored[order_id]
+    withdrawn, rerouted = order.fulfillments
+    assert (withdrawn.status, withdrawn.status_reason) == (
+        FulfillmentStatus.CANCELLED,
+        "withdrawn: not accepted within 60 minutes",
+    )
+    assert (rerouted.location_id, rerouted.status) == ("wh", FulfillmentStatus.PENDING)
+    (released,) = events(uow, ReleaseStock)
+    assert released.reservation_id == f.fulfillment_id
+    (event,) = events(uow, FulfillmentCancelled)
+    assert (event.fulfillment_id, event.location_id, event.partner_id) == (
+        f.fulfillment_id,
+        "ds-1",
+        "p-1",
+    )
+    assert event.reason == withdrawn.status_reason
+    assert order.failed_locations() == {"ds-1"}
+    assert await sweep(uow, policy) == 0  # nothing left to withdraw
+    assert len(events(uow, FulfillmentCancelled)) == 1
+
+
+async def test_without_another_location_the_order_is_rejected(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    order_id, f = await dropshipped(uow, policy)
+    await sweep(uow, policy)
+    order = uow.orders.stored[order_id]
+    assert order.status is OrderStatus.REJECTED
+    assert [x.status for x in order.fulfillments] == [FulfillmentStatus.CANCELLED]
+    assert [e.fulfillment_id for e in events(uow, FulfillmentCancelled)] == [f.fulfillment_id]
+    assert uow.types()[-1] == "OrderRejected"
+
+
+async def test_a_partner_within_the_window_or_one_that_accepted_keeps_it(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    recent, _ = await dropshipped(uow, policy, "CANOE", waited=timedelta(minutes=5))
+    accepted, f = await dropshipped(uow, policy)
+    async with uow:
+        await handlers.accept(f.fulfillment_id, uow)
+    assert await sweep(uow, policy) == 0
+    # An accept that commits between the sweep's read and its lock on the order wins.
+    published = len(uow.published)
+    async with uow:
+        await handlers.withdraw_unaccepted(accepted, f.fulfillment_id, uow, policy)
+    assert len(uow.published) == published
+    for order_id in (recent, accepted):
+        assert uow.orders.stored[order_id].status is OrderStatus.CONFIRMED
+    assert uow.orders.stored[accepted].fulfillments[0].status is FulfillmentStatus.ACCEPTED
+
+
+async def test_an_accept_after_the_withdrawal_is_refused(
+    uow: FakeOrdersUnitOfWork, policy: Policy
+) -> None:
+    _, f = await dropshipped(uow, policy)
+    uow.network.available["KAYAK", "wh"] = 1
+    await sweep(uow, policy)
+    with pytest.raises(Conflict, match="the fulfillment is cancelled"):
+        async with uow:
+            await handlers.accept(f.fulfillment_id, uow)
+
+
+async def test_an_order_that_fails_to_route_again_does_not_hold_back_the_others(
+    uow: FakeOrdersUnitOfWork, policy: Policy, inventory: FakeInventory
+) -> None:
+    stuck, _ = await dropshipped(uow, policy, "KAYAK")  # only the partner has kayaks
+    moved, _ = await dropshipped(uow, policy, "CANOE")
+    uow.network.available["CANOE", "wh"] = 1
+    inventory.away = True  # routing kayaks again needs inventory, which does not answer
+
+    assert await sweep(uow, policy) == 2
+    assert uow.orders.stored[stuck].fulfillments[0].status is FulfillmentStatus.RESERVED
+    assert uow.orders.stored[moved].fulfillments[-1].location_id == "wh"
+
+    inventory.away = False  # the next sweep tries the stuck one again
+    assert await sweep(uow, policy) == 1
+    assert uow.orders.stored[stuck].status is OrderStatus.REJECTED
+
+
+async def test_the_window_is_the_policys(uow: FakeOrdersUnitOfWork, policy: Policy) -> None:
+    short = replace(policy, partner_accept_window=timedelta(seconds=2))
+    order_id, _ = await dropshipped(uow, short)
+    await sweep(uow, short)
+    withdrawn = uow.orders.stored[order_id].fulfillments[0]
+    assert withdrawn.status_reason == "withdrawn: not accepted within 2 seconds"
