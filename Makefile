@@ -46,6 +46,7 @@ bench: $(STAMP)
 	@$(BIN)/python -m bench.inventory_bench
 	@$(BIN)/python -m bench.orders_bench
 	@$(BIN)/python -m bench.gateway_bench
+	@$(BIN)/python -m bench.webhooks_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis

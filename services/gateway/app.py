@@ -38,6 +38,11 @@ it.
 
 **Rate limits**: a token bucket per API key, sized per role; over it, a 429 with `Retry-After`.
 
+**Webhooks** instead of polling: `POST /v1/webhooks` subscribes a URL to order and fulfillment
+events. Each delivery is signed by the Standard Webhooks scheme (`webhook-id`,
+`webhook-timestamp`, `webhook-signature`) with the secret shown once at creation, and is
+retried with the same `webhook-id` for at least 24 hours.
+
 **Lists** are paginated with `cursor` (the `next_cursor` of the previous page) and `limit`.
 
 **When a service behind the gateway is down or slow**, the answer is a 503 within a bounded
@@ -72,6 +77,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             inventory=downstream("inventory", settings.inventory_url),
             pricing=downstream("pricing", settings.pricing_url),
             orders=downstream("orders", settings.orders_url),
+            webhooks=downstream("webhooks", settings.webhooks_url),
             authenticator=handlers.Authenticator(
                 runtime.unit_of_work, settings.api_key_cache_seconds
             ),

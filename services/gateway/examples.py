@@ -521,3 +521,71 @@ SUPPLY_RECEIVED: Example = {
     "promisable": 14,
     "updated_at": "2026-11-28T08:40:00Z",
 }
+
+WEBHOOKS_IN: tuple[Example, ...] = (
+    {
+        "summary": "A partner's fulfillments",
+        "value": {
+            "url": "https://northwind.example.com/omniroute/webhooks",
+            "event_types": ["fulfillment.assigned", "fulfillment.cancelled"],
+            "description": "Northwind warehouse system",
+        },
+    },
+    {
+        "summary": "A shop's orders",
+        "value": {
+            "url": "https://shop.example.com/hooks/omniroute",
+            "event_types": ["order.confirmed", "order.rejected", "fulfillment.shipped"],
+        },
+    },
+)
+WEBHOOK: Example = {
+    "webhook_id": "wh_3f9a1c7e5b2d4a6c8e0f",
+    "url": "https://northwind.example.com/omniroute/webhooks",
+    "event_types": ["fulfillment.assigned", "fulfillment.cancelled"],
+    "description": "Northwind warehouse system",
+    "owner": "partner:partner-northwind",
+    "status": "active",
+    "status_reason": None,
+    "created_at": _AT,
+}
+WEBHOOK_CREATED: Example = {**WEBHOOK, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+WEBHOOK_LIST: Example = {"items": [WEBHOOK]}
+_DELIVERY: Example = {
+    "delivery_id": "msg_p5jxn8aqm9lwm0d4lokwxjek2a",
+    "webhook_id": WEBHOOK["webhook_id"],
+    "event_id": "0b6f1c2e-8d3a-4f5b-9c7e-1a2b3c4d5e6f",
+    "event_type": "fulfillment.assigned",
+    "status": "pending",
+    "attempts": 2,
+    "last_status_code": 503,
+    "last_error": "the endpoint answered HTTP 503",
+    "next_attempt_at": "2026-11-21T10:16:05Z",
+    "created_at": _AT,
+    "delivered_at": None,
+    "payload": {
+        "id": "0b6f1c2e-8d3a-4f5b-9c7e-1a2b3c4d5e6f",
+        "type": "fulfillment.assigned",
+        "created_at": _AT,
+        "data": {
+            "order_id": "ord_7d1e9a2b4c6f8e0a",
+            "fulfillment_id": "ful_8c1d2e3f4a5b6c7d8e9f",
+            "location_id": "partner-northwind-nl",
+            "location_type": "dropship",
+            "method": "delivery",
+            "lines": [{"sku": "TENT-2P", "quantity": 1}],
+            "attempt": 1,
+            "backorder": False,
+            "partner_id": "partner-northwind",
+        },
+    },
+}
+DELIVERY_PAGE: Example = {"items": [_DELIVERY], "next_cursor": None}
+DELIVERY_RETRIED: Example = {
+    **_DELIVERY,
+    "status": "pending",
+    "attempts": 9,
+    "last_error": "no answer within 5 s",
+    "last_status_code": None,
+    "next_attempt_at": "2026-11-22T10:40:00Z",
+}

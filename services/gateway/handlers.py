@@ -38,12 +38,13 @@ class Gateway:
     inventory: Downstream
     pricing: Downstream
     orders: Downstream
+    webhooks: Downstream
     authenticator: Authenticator
     rate_limiter: RateLimiter
     idempotency: Idempotency
 
     async def aclose(self) -> None:
-        for service in (self.inventory, self.pricing, self.orders):
+        for service in (self.inventory, self.pricing, self.orders, self.webhooks):
             await service.aclose()
 
 
@@ -84,11 +85,20 @@ async def create_api_key(body: ApiKeyIn, uow: UnitOfWork) -> ApiKeyCreated:
     return ApiKeyCreated(**api_key_view(row).model_dump(), api_key=secret)
 
 
-def without_secret(reply: Reply) -> Reply:
-    """What is kept for replaying a key's creation: everything but the secret."""
-    created = reply.json()
-    created["api_key"] = None
-    return Reply(reply.status, json.dumps(created).encode(), reply.content_type)
+def without(secret_field: str) -> Callable[[Reply], Reply]:
+    """What is kept for replaying a creation that answers with a secret: everything but it."""
+
+    def keep(reply: Reply) -> Reply:
+        if not reply.ok:
+            return reply
+        created = reply.json()
+        created[secret_field] = None
+        return Reply(reply.status, json.dumps(created).encode(), reply.content_type)
+
+    return keep
+
+
+without_secret = without("api_key")
 
 
 async def ensure_bootstrap_admin_key(secret: str, uow: UnitOfWork) -> bool:

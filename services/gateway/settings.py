@@ -22,10 +22,11 @@ class GatewaySettings(ServiceSettings):
     inventory_url: str = "http://127.0.0.1:8001"
     pricing_url: str = "http://127.0.0.1:8002"
     orders_url: str = "http://127.0.0.1:8003"
+    webhooks_url: str = "http://127.0.0.1:8005"
     downstream_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
-        description="Longest a call to inventory, pricing or orders may take, retries included; "
+        description="Longest a call to a service behind the gateway may take, retries included; "
         "past it the client gets a 503 naming the service.",
     )
     downstream_connect_timeout_seconds: float = Field(default=1.0, gt=0)

@@ -62,6 +62,9 @@ class UnitOfWork:
         self._on_commit = on_commit
         self._pending: list[dict[str, Any]] = []
         self.connection: AsyncConnection
+        self.message: Envelope | None = None
+        """The message a consumer is applying in this unit of work, for handlers that need its
+        id or time, not only its data."""
 
     async def __aenter__(self) -> Self:
         # The transaction begins with the first statement, so a use case can still choose its

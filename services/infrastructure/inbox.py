@@ -198,6 +198,7 @@ class Dispatcher(Generic[UoW]):
 
     async def _apply(self, envelope: Envelope, event: Message, handler: Handler[UoW]) -> bool:
         async with self._uow_factory() as uow:
+            uow.message = envelope
             if self._deduplicate and not await uow.claim_message(
                 self.consumer, envelope.id, envelope.type
             ):

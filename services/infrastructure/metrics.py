@@ -102,6 +102,18 @@ ORDERS_UNROUTABLE = Counter(
     ["service", "resolution"],
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "omniroute_webhook_attempts_total",
+    "Attempts at webhook deliveries, by outcome: delivered (a 2xx) or failed (anything else; "
+    "retried later unless its retries ran out)",
+    ["outcome"],
+)
+WEBHOOK_LATENCY = Histogram(
+    "omniroute_webhook_delivery_latency_seconds",
+    "From the commit of the change an event reports to its delivery's 2xx, first attempts only",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
 
 # Consumer lag, at scrape time
 

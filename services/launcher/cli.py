@@ -42,6 +42,7 @@ from services.launcher.reaper import REAPER
 
 HOST = "127.0.0.1"
 QUOTE_KEYS_ENV = "OMNIROUTE_QUOTE_SIGNING_KEYS"
+WEBHOOK_PRIVATE_ENV = "OMNIROUTE_WEBHOOK_ALLOW_PRIVATE_ADDRESSES"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 LOG_TAIL_LINES = 30
@@ -91,6 +92,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec.named("inventory", 8001),
     ServiceSpec.named("pricing", 8002),
     ServiceSpec.named("orders", 8003),
+    ServiceSpec.named("webhooks", 8005),
     ServiceSpec.named("gateway", 8000),
 )
 
@@ -309,6 +311,9 @@ def _service_env(
     env[QUOTE_KEYS_ENV] = quote_signing_keys(data_dir())
     if spec.name == "gateway" and admin_key is not None:
         env[BOOTSTRAP_ADMIN_KEY_ENV] = admin_key
+    # On one machine, the endpoints people try first are local ones (a receiver on
+    # 127.0.0.1); a deployment leaves this off, so webhooks reach public addresses only.
+    env.setdefault(WEBHOOK_PRIVATE_ENV, "true")
     return env
 
 

@@ -62,7 +62,7 @@ def _launch_environment(data_dir: Path, ports: dict[str, int], admin_key: str) -
         OMNIROUTE_RESERVATION_SWEEP_INTERVAL_SECONDS="0.5",
         PYTHONUNBUFFERED="1",
     )
-    for service in ("gateway", "inventory", "pricing", "orders"):
+    for service in ("gateway", "inventory", "pricing", "orders", "webhooks"):
         env[f"OMNIROUTE_{service.upper()}_PORT"] = str(ports[service])
     if os.environ.get("OMNIROUTE_TEST_KAFKA"):  # e.g. Apache Kafka, from `make test-kafka`
         env["OMNIROUTE_KAFKA_BOOTSTRAP_SERVERS"] = os.environ["OMNIROUTE_TEST_KAFKA"]
@@ -84,7 +84,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # root, PostgreSQL runs as another user, which must reach its data directory throughout.
     data_dir = Path(tempfile.mkdtemp(prefix="omniroute-e2e-"))
     REAPER.delete_after(data_dir)
-    ports = {name: free_port() for name in ("gateway", "inventory", "pricing", "orders", "kafka")}
+    ports = {
+        name: free_port()
+        for name in ("gateway", "inventory", "pricing", "orders", "webhooks", "kafka")
+    }
     admin_key = f"omr_e2e_{secrets.token_urlsafe(24)}"
     process = subprocess.Popen(
         [sys.executable, "-m", "services.launcher.cli", "run"],

@@ -4,7 +4,8 @@ through SCHEMATHESIS_HOOKS): what a real client knows and a JSON Schema cannot s
 The OpenAPI documents say every rule a schema can state. What is left are rules about other
 requests, other values or the clock: a new Idempotency-Key per request, one line per sku, `pay`
 below `buy`, a window that ends after it starts, a hold within the next 7 days, a quote token
-that pricing signed for these very lines, skus that have a price. A schema-valid request that
+that pricing signed for these very lines, skus that have a price, a webhook URL whose host
+resolves to an address webhooks may reach. A schema-valid request that
 breaks one of them is rightly a 422, so the generated requests keep them, as a client does. A
 request generated to be invalid (in the part it breaks) is left alone: it is a 422 either way.
 """
@@ -66,6 +67,20 @@ def map_case(context: Any, case: Any) -> Any:
     return case
 
 
+@schemathesis.hook
+def before_add_examples(context: Any, examples: list[Any]) -> None:
+    # The documented examples register endpoints on the internet (example.com), which this
+    # machine cannot resolve: register them here instead, as a client on it would.
+    for case in examples:
+        if (
+            case.method.upper() == "POST"
+            and case.operation.path in {"/webhooks", "/v1/webhooks"}
+            and isinstance(case.body, dict)
+            and "url" in case.body
+        ):
+            case.body = {**case.body, "url": _reachable(case.body["url"])}
+
+
 def _as_a_client_sends_it(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     body = dict(body)
     if isinstance(body.get("lines"), list):
@@ -82,12 +97,25 @@ def _as_a_client_sends_it(method: str, path: str, body: dict[str, Any]) -> dict[
         body["fulfillment"] = {**fulfillment, "hold_until": hold.isoformat()}
     if (method, path) == ("POST", "/quotes"):
         body = _priced_cart(body)
+    if method == "POST" and path in {"/webhooks", "/v1/webhooks"} and "url" in body:
+        body["url"] = _reachable(body["url"])
     if "quote_token" in body and (method, path) in {
         ("POST", "/orders"),
         ("POST", "/quote-tokens/verify"),
     }:
         body["quote_token"] = _quote_token(body.get("lines"))
     return body
+
+
+def _reachable(url: Any) -> Any:
+    """The URL on a host that resolves, and to an address webhooks may reach (here, where
+    private ones are allowed: this machine), without a user or password."""
+    if not isinstance(url, str):
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return url
+    return parts._replace(netloc="127.0.0.1:9").geturl()
 
 
 def _distinct(items: list[Any], by: tuple[str, ...]) -> list[Any]:

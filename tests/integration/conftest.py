@@ -22,6 +22,8 @@ from services.orders.app import create_app as create_orders
 from services.orders.settings import OrdersSettings
 from services.pricing.app import create_app as create_pricing
 from services.pricing.settings import PricingSettings
+from services.webhooks.app import create_app as create_webhooks
+from services.webhooks.settings import WebhooksSettings
 from tests.conftest import TEST_KAFKA_SETTINGS
 from tests.support.http import listening
 from tests.support.kafka import Producer, TopicWatcher
@@ -162,6 +164,38 @@ async def orders(orders_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+# Webhooks
+
+
+@pytest.fixture(scope="session")
+def webhooks_settings(
+    create_service_database: Callable[[str], str], kafka_bootstrap: str
+) -> WebhooksSettings:
+    return WebhooksSettings(
+        database_url=create_service_database("webhooks"),
+        kafka_bootstrap_servers=kafka_bootstrap,
+        consumer_group=f"webhooks-{uuid.uuid4().hex[:6]}",
+        webhook_allow_private_addresses=True,  # the receivers are local
+        webhook_timeout_seconds=1.0,
+        webhook_retry_schedule_seconds=(0.3, 0.6, 1.0),
+        webhook_poll_interval_seconds=0.2,
+        **COMMON,
+    )
+
+
+@pytest.fixture(scope="session")
+async def webhooks_app(webhooks_settings: WebhooksSettings) -> AsyncIterator[FastAPI]:
+    app = create_webhooks(webhooks_settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def webhooks(webhooks_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_of(webhooks_app, "webhooks") as client:
+        yield client
+
+
 # The gateway, in front of the services above reached over real HTTP
 
 GATEWAY_ADMIN_KEY = "omr_integration_admin_key_0123456789"
@@ -173,11 +207,13 @@ async def gateway_app(
     inventory_url: str,
     pricing_app: FastAPI,
     orders_app: FastAPI,
+    webhooks_app: FastAPI,
 ) -> AsyncIterator[FastAPI]:
     """The gateway, started, in front of the services served on local ports."""
     async with (
         listening(pricing_app) as pricing_url,
         listening(orders_app) as orders_url,
+        listening(webhooks_app) as webhooks_url,
     ):
         app = create_gateway(
             GatewaySettings(
@@ -185,6 +221,7 @@ async def gateway_app(
                 inventory_url=inventory_url,
                 pricing_url=pricing_url,
                 orders_url=orders_url,
+                webhooks_url=webhooks_url,
                 bootstrap_admin_key=GATEWAY_ADMIN_KEY,
                 log_format="console",
             )

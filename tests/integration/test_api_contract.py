@@ -1,6 +1,6 @@
 """Every API keeps the promises of its OpenAPI document: Schemathesis runs all its phases
 (examples, coverage, fuzzing, stateful) with every check against the gateway, as an admin, and
-against inventory, pricing and orders, each over real HTTP, and finds nothing.
+against inventory, pricing, orders and webhooks, each over real HTTP, and finds nothing.
 
 The `st` command line runs in a process of its own (the apps answer in this test session's
 event loop, which a blocking call would stall). The rules a JSON Schema cannot state (a new
@@ -95,6 +95,7 @@ async def gateway(
     inventory_app: FastAPI,
     pricing_app: FastAPI,
     orders_app: FastAPI,
+    webhooks_app: FastAPI,
 ) -> AsyncIterator[Gateway]:
     """A gateway of this module's own (its own database) in front of the session's services,
     and an admin key for Schemathesis. The session's gateway (`gateway_app`) would not do:
@@ -105,6 +106,7 @@ async def gateway(
         listening(inventory_app) as inventory_url,
         listening(pricing_app) as pricing_url,
         listening(orders_app) as orders_url,
+        listening(webhooks_app) as webhooks_url,
     ):
         app = create_gateway(
             GatewaySettings(
@@ -112,6 +114,7 @@ async def gateway(
                 inventory_url=inventory_url,
                 pricing_url=pricing_url,
                 orders_url=orders_url,
+                webhooks_url=webhooks_url,
                 bootstrap_admin_key=GATEWAY_ADMIN_KEY,
                 failed_authentication_limit=RateLimit.model_validate(GENEROUS),
                 log_format="console",
@@ -159,4 +162,9 @@ async def test_pricing_keeps_its_contract(
 
 async def test_orders_keeps_its_contract(orders_app: FastAPI, tmp_path: Path) -> None:
     async with listening(orders_app) as url:
+        await schemathesis(url, tmp_path)
+
+
+async def test_webhooks_keeps_its_contract(webhooks_app: FastAPI, tmp_path: Path) -> None:
+    async with listening(webhooks_app) as url:
         await schemathesis(url, tmp_path)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.gateway.api import admin, partners, shopping, stores
+from services.gateway.api import admin, partners, shopping, stores, webhooks
 from services.gateway.api.common import RESPONSES
 
-ROUTERS = (shopping.router, stores.router, partners.router, admin.router)
+ROUTERS = (shopping.router, stores.router, partners.router, webhooks.router, admin.router)
 
 router = APIRouter(prefix="/v1", responses=RESPONSES)
 for part in ROUTERS:
