@@ -29,11 +29,14 @@ DEPLOY = ROOT / "deploy"
 KUSTOMIZATIONS = [DEPLOY / "kubernetes" / "base", DEPLOY / "kubernetes" / "overlays" / "production"]
 
 IMAGE = "ghcr.io/omniroute/omniroute:0.1.0"
-PORTS = {"gateway": 8000, "inventory": 8001, "pricing": 8002, "orders": 8003}
+PORTS = {"gateway": 8000, "inventory": 8001, "pricing": 8002, "orders": 8003, "webhooks": 8005}
+# The migration step's order: the gateway's last, as in the docs.
+MIGRATION_ORDER = ["inventory", "pricing", "orders", "webhooks", "gateway"]
 # What each service consumes: its replicas beyond the smallest partition count get no partitions.
 CONSUMES = {
     "inventory": [topics.INVENTORY_COMMANDS],
     "orders": [topics.INVENTORY_EVENTS, topics.INVENTORY_AVAILABILITY],
+    "webhooks": [topics.ORDERS_EVENTS],
     "pricing": [],
     "gateway": [],
 }
@@ -96,8 +99,30 @@ async def test_compose_file_is_valid_and_starts_everything_in_order() -> None:
         assert conditions["postgres"] == "service_healthy"
         if name != "gateway":  # the gateway is HTTP only
             assert conditions["kafka"] == "service_healthy"
-    assert {"inventory", "pricing", "orders"} <= set(services["gateway"]["depends_on"])
-    assert services["migrate"]["command"][-4:] == ["inventory", "pricing", "orders", "gateway"]
+    assert set(PORTS) - {"gateway"} <= set(services["gateway"]["depends_on"])
+    assert services["migrate"]["command"][-len(MIGRATION_ORDER) :] == MIGRATION_ORDER
+
+
+async def test_compose_gives_each_service_its_database_and_the_gateway_every_url() -> None:
+    services = (await compose_config())["services"]
+    server = "postgresql://omniroute:omniroute@postgres:5432"
+    migrate = services["migrate"]["environment"]
+    for name, port in PORTS.items():
+        url = f"{server}/omniroute_{name}"
+        assert services[name]["environment"]["DATABASE_URL"] == url
+        assert services[name]["environment"]["OTEL_SERVICE_NAME"] == f"omniroute-{name}"
+        assert migrate[f"OMNIROUTE_{name.upper()}_DATABASE_URL"] == url
+        if name != "gateway":
+            gateway_env = services["gateway"]["environment"]
+            assert gateway_env[f"OMNIROUTE_{name.upper()}_URL"] == f"http://{name}:{port}"
+    assert services["gateway"]["environment"]["OMNIROUTE_WEBHOOKS_URL"] == "http://webhooks:8005"
+
+
+async def test_compose_webhooks_reach_public_addresses_only() -> None:
+    # Off by default, as in production; the file shows how to allow them for local testing.
+    services = (await compose_config())["services"]
+    assert "OMNIROUTE_WEBHOOK_ALLOW_PRIVATE_ADDRESSES" not in services["webhooks"]["environment"]
+    assert '# OMNIROUTE_WEBHOOK_ALLOW_PRIVATE_ADDRESSES: "true"' in COMPOSE_FILE.read_text()
 
 
 async def test_compose_secrets_are_passed_through_only_when_set() -> None:
@@ -200,6 +225,74 @@ async def test_kustomize_builds_and_the_manifests_agree_with_the_code(directory:
             assert hpa["maxReplicas"] <= partitions, name
 
     (job,) = by_kind["Job"].values()
-    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    (migrate,) = job["spec"]["template"]["spec"]["containers"]
+    command = migrate["command"]
     assert command[:3] == ["python", "-m", "services.infrastructure.migrations"]
-    assert set(command[3:]) == set(PORTS)
+    assert command[3:] == MIGRATION_ORDER
+    migrate_keys = {env["name"]: secret_key(env) for env in migrate["env"]}
+    for name in PORTS:
+        assert migrate_keys[f"OMNIROUTE_{name.upper()}_DATABASE_URL"] == f"{name}-database-url"
+        env = container_env(by_kind, by_kind["Deployment"][name])
+        assert env["OMNIROUTE_SERVICE"] == name
+        assert env["OTEL_SERVICE_NAME"] == f"omniroute-{name}"
+        assert env["DATABASE_URL"] == ("secret", f"{name}-database-url")
+        assert "OMNIROUTE_WEBHOOK_ALLOW_PRIVATE_ADDRESSES" not in env
+    gateway = container_env(by_kind, by_kind["Deployment"]["gateway"])
+    for name, port in PORTS.items():
+        if name != "gateway":
+            assert gateway[f"OMNIROUTE_{name.upper()}_URL"] == f"http://{name}:{port}"
+    assert gateway["OMNIROUTE_WEBHOOKS_URL"] == "http://webhooks:8005"
+    if "Secret" in by_kind:  # the base's example Secret; production expects one made by hand
+        secret = by_kind["Secret"]["omniroute-secrets"]
+        assert {f"{name}-database-url" for name in PORTS} <= set(secret["data"])
+
+    assert_webhooks_network_policy(by_kind["NetworkPolicy"]["webhooks"]["spec"])
+
+
+def secret_key(env: dict[str, Any]) -> str:
+    key: str = env["valueFrom"]["secretKeyRef"]["key"]
+    return key
+
+
+def container_env(
+    by_kind: dict[str, dict[str, dict[str, Any]]], deployment: dict[str, Any]
+) -> dict[str, Any]:
+    """The container's environment: ConfigMap values as strings, Secret refs as
+    ("secret", key)."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env: dict[str, Any] = {}
+    for source in container.get("envFrom", []):
+        env.update(by_kind["ConfigMap"][source["configMapRef"]["name"]]["data"])
+    for item in container.get("env", []):
+        env[item["name"]] = ("secret", secret_key(item)) if "valueFrom" in item else item["value"]
+    return env
+
+
+def assert_webhooks_network_policy(policy: dict[str, Any]) -> None:
+    # Only the gateway (and Prometheus) may call webhooks; it may call out to the internet,
+    # never to link-local (cloud metadata) or private addresses.
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "webhooks"}
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    sources = [
+        peer["podSelector"]["matchLabels"] for rule in policy["ingress"] for peer in rule["from"]
+    ]
+    assert {"app.kubernetes.io/name": "gateway"} in sources
+    assert all(label["app.kubernetes.io/name"] in {"gateway", "prometheus"} for label in sources)
+    assert all(
+        [port["port"] for port in rule["ports"]] == [PORTS["webhooks"]]
+        for rule in policy["ingress"]
+    )
+
+    egress_ports = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
+    assert {53, 9092, 5432, 443, 80} <= egress_ports
+    (internet,) = [
+        rule for rule in policy["egress"] if {port["port"] for port in rule["ports"]} == {443, 80}
+    ]
+    blocks = {peer["ipBlock"]["cidr"]: set(peer["ipBlock"]["except"]) for peer in internet["to"]}
+    assert blocks["0.0.0.0/0"] >= {
+        "169.254.0.0/16",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+    }
+    assert blocks["::/0"] >= {"fe80::/10", "fc00::/7"}
