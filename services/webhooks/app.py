@@ -15,7 +15,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from services.contracts import topics
-from services.infrastructure.service import Runtime, create_service_app
+from services.infrastructure.service import PeriodicJob, Runtime, create_service_app
 from services.webhooks import api, consumers, handlers
 from services.webhooks.sender import AddressGuard, Sender
 from services.webhooks.settings import WebhooksSettings
@@ -56,6 +56,10 @@ def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
         finally:
             await sender.stop()
 
+    async def forget_old_deliveries() -> int:
+        async with unit_of_work() as uow:
+            return await handlers.forget_old_deliveries(uow, settings.webhook_log_retention_days)
+
     app = create_service_app(
         runtime,
         title="Omniroute webhooks",
@@ -67,6 +71,7 @@ def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
         kafka_routers=[consumers.build_router(settings, unit_of_work)],
         topics=topics.ALL_TOPICS,
         resources=[sending],
+        jobs=[PeriodicJob("delivery-log-retention", 3600.0, forget_old_deliveries)],
     )
     app.state.settings = settings
     app.state.unit_of_work = unit_of_work

@@ -429,3 +429,21 @@ async def schedule_now(conn: AsyncConnection, delivery: int, *, replay: bool) ->
             .returning(deliveries)
         )
     ).one()
+
+
+async def forget_deliveries(conn: AsyncConnection, older_than_days: float, limit: int) -> int:
+    """Delete up to `limit` delivered or failed deliveries made more than `older_than_days` ago;
+    how many went."""
+    old = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.status != "pending",
+            deliveries.c.created_at
+            < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_days * 86400),
+        )
+        .limit(limit)
+    )
+    result = await conn.execute(
+        delete(deliveries).where(deliveries.c.id.in_(old.scalar_subquery()))
+    )
+    return result.rowcount or 0

@@ -97,6 +97,17 @@ async def send_again(
     return views.delivery_view(row)
 
 
+async def forget_old_deliveries(uow: UnitOfWork, retention_days: float) -> int:
+    """Keep the log to its retention, a batch per transaction so no lock is held for long."""
+    forgotten = 0
+    while True:
+        gone = await db.forget_deliveries(uow.connection, retention_days, limit=1000)
+        await uow.commit()
+        forgotten += gone
+        if gone < 1000:
+            return forgotten
+
+
 # From events to deliveries
 
 

@@ -52,6 +52,12 @@ class WebhooksSettings(ServiceSettings):
     webhook_poll_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often due retries are looked for."
     )
+    webhook_log_retention_days: float = Field(
+        default=14.0,
+        gt=0,
+        description="How long delivered and failed deliveries stay in the log (and can be sent "
+        "again); pending ones stay until they are delivered or fail.",
+    )
     webhook_lease_seconds: float = Field(
         default=30.0,
         description="How long a delivery being sent is this process's: if the process dies "

@@ -33,6 +33,8 @@ PRICE = 1999
 
 SIGNING_KEYS_VARIABLE = "API_CONTRACT_QUOTE_SIGNING_KEYS"
 """Where the test module hands over the keys the services under test sign quotes with."""
+UNREACHABLE = "127.0.0.1:9"
+"""Where generated webhooks point: an address that resolves, where nothing listens (discard)."""
 OWN_KEY_VARIABLE = "API_CONTRACT_OWN_KEY_ID"
 """Where it names the id of the API key the run authenticates with."""
 
@@ -115,7 +117,7 @@ def _reachable(url: Any) -> Any:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return url
-    return parts._replace(netloc="127.0.0.1:9").geturl()
+    return parts._replace(netloc=UNREACHABLE).geturl()
 
 
 def _distinct(items: list[Any], by: tuple[str, ...]) -> list[Any]:

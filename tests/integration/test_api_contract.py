@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from services.contracts.gateway import RateLimit
 from services.gateway.app import create_app as create_gateway
@@ -30,6 +31,7 @@ from tests.integration.api_contract_hooks import (
     PRICE,
     PRICED_SKUS,
     SIGNING_KEYS_VARIABLE,
+    UNREACHABLE,
 )
 from tests.integration.conftest import GATEWAY_ADMIN_KEY, SIGNING_KEYS
 from tests.support.http import listening
@@ -80,6 +82,18 @@ async def schemathesis(
     report = output.decode(errors="replace")
     print(report)  # for `pytest -rP`: what was run, and how much
     assert process.returncode == 0, report
+
+
+@pytest.fixture(autouse=True)
+async def _forget_generated_webhooks(webhooks_app: FastAPI) -> AsyncIterator[None]:
+    """The webhooks Schemathesis creates (at the hooks' unreachable endpoint) would otherwise be
+    retried, with every event they hear of, for the rest of the test session."""
+    yield
+    async with webhooks_app.state.unit_of_work() as uow:
+        await uow.connection.execute(
+            text("DELETE FROM webhooks WHERE url LIKE :endpoint"), {"endpoint": f"%{UNREACHABLE}%"}
+        )
+        await uow.commit()
 
 
 @dataclass(frozen=True)

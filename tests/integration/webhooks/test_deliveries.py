@@ -16,6 +16,7 @@ from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from services.contracts.webhooks import WebhookEventType
+from services.webhooks import handlers
 from tests.integration.conftest import GATEWAY_ADMIN_KEY
 from tests.support.kafka import eventually
 from tests.support.network import Network
@@ -300,3 +301,59 @@ async def test_webhooks_are_managed_only_by_their_binding(
     deleted = await gateway.delete(path, headers=as_(one))
     assert deleted.status_code == 200
     assert (await gateway.get(path, headers=as_(one))).status_code == 404
+
+
+async def test_the_log_keeps_old_deliveries_only_until_they_are_settled_and_old(
+    webhooks: httpx.AsyncClient, webhooks_app: FastAPI
+) -> None:
+    created = await webhooks.post(
+        "/webhooks",
+        json={
+            "url": "http://127.0.0.1:9/hooks",
+            "event_types": ["order.confirmed"],
+            "subscriber": {"role": "admin"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    webhook_id = created.json()["webhook_id"]
+    CREATED.append(webhook_id)
+    rows = [
+        ("delivered", 15),  # old and settled: goes
+        ("failed", 15),  # old and settled: goes
+        ("pending", 15),  # old but still being retried: stays
+        ("delivered", 1),  # settled but recent: stays
+    ]
+    async with webhooks_app.state.unit_of_work() as uow:
+        for n, (status, days) in enumerate(rows):
+            await uow.connection.execute(
+                text(
+                    "INSERT INTO deliveries (delivery_id, webhook_id, event_id, event_type, body,"
+                    " status, attempts, replay, next_attempt_at, created_at) VALUES (:id, :webhook,"
+                    " :event, 'order.confirmed', '{}', :status, 1, false, now() + interval '1 day',"
+                    " now() - make_interval(days => :days))"
+                ),
+                {
+                    "id": f"msg_retention_{webhook_id}_{n}",
+                    "webhook": webhook_id,
+                    "event": f"event-{n}",
+                    "status": status,
+                    "days": days,
+                },
+            )
+        await uow.commit()
+    async with webhooks_app.state.unit_of_work() as uow:
+        assert await handlers.forget_old_deliveries(uow, retention_days=14) >= 2
+    async with webhooks_app.state.unit_of_work() as uow:
+        left = (
+            (
+                await uow.connection.execute(
+                    text(
+                        "SELECT delivery_id FROM deliveries WHERE webhook_id = :id ORDER BY delivery_id"
+                    ),
+                    {"id": webhook_id},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert left == [f"msg_retention_{webhook_id}_2", f"msg_retention_{webhook_id}_3"]
