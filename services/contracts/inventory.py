@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     WithJsonSchema,
     model_validator,
 )
@@ -474,6 +475,9 @@ class IncomingAvailability(Contract):
 
 class SkuAvailability(Contract):
     sku: Sku
+    name: str | None = Field(
+        default=None, description="The product's name, when the catalog has one for this sku."
+    )
     total_available: int
     locations: tuple[LocationAvailability, ...]
     incoming: tuple[IncomingAvailability, ...] = Field(
@@ -641,3 +645,36 @@ class Reconciliation(Contract):
 
     levels_checked: int
     mismatches: tuple[str, ...]
+
+
+# The catalog: inventory is the sku master, and names each product
+
+
+class ProductIn(Contract):
+    """Name a product (create or update it by its sku)."""
+
+    sku: Sku
+    name: Text = Field(min_length=1, max_length=200)
+
+
+class Product(ProductIn):
+    updated_at: datetime
+
+
+class ProductPage(Contract):
+    """Products whose sku starts with the search text, or whose name has a word that does
+    (case-insensitively), by sku."""
+
+    items: tuple[Product, ...]
+
+
+ProductSearch = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]*$"),
+    Field(
+        description="The start of a sku, or of a word in a product's name; any case. Taken "
+        "literally: `%`, `_` and `*` match only themselves.",
+        examples=["tee"],
+    ),
+]
+ProductPageSize = Annotated[int, Field(ge=1, le=50, description="At most this many products.")]

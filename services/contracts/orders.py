@@ -388,6 +388,16 @@ class Return(Contract):
     created_at: datetime
 
 
+class ReturnPreview(Contract):
+    """What a return would refund if it were taken now, by the same rules as the return itself;
+    nothing is stored."""
+
+    order_id: Identifier
+    store_id: Identifier
+    refund: Money
+    lines: tuple[ReturnLine, ...]
+
+
 # Events (orders.events.v1, key: order_id)
 
 

@@ -87,6 +87,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             idempotency=handlers.Idempotency(
                 runtime.unit_of_work, lease_seconds=lease, wait_seconds=lease
             ),
+            operations_timeout=settings.operations_timeout_seconds,
+            outbox_delay=settings.operations_outbox_delay_seconds,
         )
         try:
             yield

@@ -84,6 +84,10 @@ async def api_key_by_hash(conn: AsyncConnection, key_hash: str) -> Any | None:
     return (await conn.execute(statement)).first()
 
 
+async def api_key_by_id(conn: AsyncConnection, key_id: str) -> Any | None:
+    return (await conn.execute(select(API_KEYS).where(API_KEYS.c.key_id == key_id))).first()
+
+
 async def api_key_page(
     conn: AsyncConnection, after: str | None, limit: int, include_revoked: bool
 ) -> Sequence[Any]:

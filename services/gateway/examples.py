@@ -222,6 +222,7 @@ AVAILABILITY: Example = {
     "items": [
         {
             "sku": "TEE-WHT-M",
+            "name": "Organic cotton tee, white, M",
             "total_available": 19,
             "locations": [
                 {
@@ -588,4 +589,112 @@ DELIVERY_RETRIED: Example = {
     "last_error": "no answer within 5 s",
     "last_status_code": None,
     "next_attempt_at": "2026-11-22T10:40:00Z",
+}
+
+PRODUCT_IN: Example = {
+    "summary": "A tee",
+    "value": {"sku": "TEE-WHT-M", "name": "Organic cotton tee, white, M"},
+}
+PRODUCT: Example = {**PRODUCT_IN["value"], "updated_at": _AT}
+PRODUCT_PAGE: Example = {
+    "items": [
+        PRODUCT,
+        {"sku": "TEE-WHT-S", "name": "Organic cotton tee, white, S", "updated_at": _AT},
+    ]
+}
+RETURN_PREVIEW: Example = {
+    "order_id": RETURN["order_id"],
+    "store_id": RETURN["store_id"],
+    "refund": RETURN["refund"],
+    "lines": RETURN["lines"],
+}
+OWN_API_KEY: Example = {
+    **API_KEY,
+    "key_id": "key_7c3e1b9a0d2f4e68",
+    "name": "Amsterdam tills",
+    "role": "store",
+    "channel": None,
+    "store_id": "store-ams-centraal",
+}
+
+
+# The command center
+
+OPERATIONS_SUMMARY: Example = {
+    "generated_at": _AT,
+    "window_minutes": 60,
+    "orders_per_minute": [
+        {"minute": "2026-11-21T10:13:00Z", "channel": "web", "status": "confirmed", "orders": 12},
+        {"minute": "2026-11-21T10:14:00Z", "channel": "app", "status": "completed", "orders": 3},
+        {"minute": "2026-11-21T10:14:00Z", "channel": "web", "status": "pending", "orders": 2},
+    ],
+    "orders_by_channel": [
+        {"channel": "web", "orders": 14},
+        {"channel": "app", "orders": 3},
+        {"channel": "store", "orders": 0},
+        {"channel": "marketplace", "orders": 0},
+        {"channel": "partner", "orders": 0},
+    ],
+    "conversion": [
+        {"channel": "web", "quotes": 40, "orders": 14, "rate": 0.35},
+        {"channel": "app", "quotes": 10, "orders": 3, "rate": 0.3},
+        {"channel": "store", "quotes": 0, "orders": 0, "rate": None},
+        {"channel": "marketplace", "quotes": 0, "orders": 0, "rate": None},
+        {"channel": "partner", "quotes": 0, "orders": 0, "rate": None},
+    ],
+    "unavailable": [],
+}
+OPERATIONS_EXCEPTIONS: Example = {
+    "generated_at": _AT,
+    "items": [
+        {
+            "kind": "dead_letters",
+            "subject": None,
+            "service": "inventory",
+            "detail": "2 message(s) inventory could not apply are parked in its dead_letters "
+            "table, each with the reason",
+            "since": "2026-11-21T09:02:41Z",
+            "count": 2,
+        },
+        {
+            "kind": "pending_too_long",
+            "subject": "ord_7d1e9a2b4c6f8e0a",
+            "service": "orders",
+            "detail": "pickup order on web pending for 95 s: routing or its reservation has not "
+            "finished",
+            "since": "2026-11-21T10:13:25Z",
+            "count": None,
+        },
+        {
+            "kind": "partner_not_accepted",
+            "subject": "ord_3b9f0c1d2e4a6b8c.1.1",
+            "service": "orders",
+            "detail": "not accepted by partner-northwind-nl in 34 min: at risk, withdrawn and "
+            "routed elsewhere in 26 min (order ord_3b9f0c1d2e4a6b8c)",
+            "since": "2026-11-21T09:41:00Z",
+            "count": None,
+        },
+    ],
+}
+STORES_OPERATIONS: Example = {
+    "generated_at": _AT,
+    "window_minutes": 60,
+    "items": [
+        {
+            "store_id": "store-ams-centraal",
+            "name": "Store Amsterdam Centraal (Damrak)",
+            "fulfillments": 9,
+            "by_status": {"reserved": 2, "ready_for_pickup": 3, "picked_up": 3, "rejected": 1},
+            "rejects": 1,
+            "median_minutes_to_ready": 11.5,
+        },
+        {
+            "store_id": "store-utr-hoog-catharijne",
+            "name": "Store Utrecht Hoog Catharijne",
+            "fulfillments": 0,
+            "by_status": {},
+            "rejects": 0,
+            "median_minutes_to_ready": None,
+        },
+    ],
 }

@@ -8,20 +8,39 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, RootModel, ValidationError
 
 from services.contracts.gateway import ApiKey, ApiKeyCreated, ApiKeyIn, ApiKeyPage, RateLimit, Role
+from services.contracts.operations import (
+    ChannelConversion,
+    ChannelOrders,
+    ExceptionItem,
+    ExceptionKind,
+    LocationsWork,
+    MessagingStatus,
+    OperationsExceptions,
+    OperationsSummary,
+    OrderCounts,
+    QuoteCounts,
+    StoreOperations,
+    StoresOperations,
+)
 from services.contracts.pricing import Channel
 from services.gateway import db, domain
 from services.gateway.domain import Principal
 from services.gateway.downstream import Downstream, Reply
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import (
+    BadGateway,
     Conflict,
     InvalidRequest,
     NotFound,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
 )
@@ -42,6 +61,10 @@ class Gateway:
     authenticator: Authenticator
     rate_limiter: RateLimiter
     idempotency: Idempotency
+    operations_timeout: float = 2.0
+    """Longest the command center waits for one service."""
+    outbox_delay: float = 5.0
+    """Seconds an outbox row may wait for the relay before it counts as a backlog."""
 
     async def aclose(self) -> None:
         for service in (self.inventory, self.pricing, self.orders, self.webhooks):
@@ -127,6 +150,15 @@ async def list_api_keys(
     rows = await db.api_key_page(uow.connection, cursor, limit + 1, include_revoked)
     items = tuple(api_key_view(row) for row in rows[:limit])
     return ApiKeyPage(items=items, next_cursor=items[-1].key_id if len(rows) > limit else None)
+
+
+async def own_api_key(principal: Principal, uow: UnitOfWork) -> ApiKey:
+    """The caller's own key (never its secret). One revoked since it was checked (the
+    authenticator trusts a verified key for a few seconds) no longer answers."""
+    row = await db.api_key_by_id(uow.connection, principal.key_id)
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("this API key is not valid: it is unknown or has been revoked")
+    return api_key_view(row)
 
 
 async def revoke_api_key(key_id: str, uow: UnitOfWork) -> ApiKey:
@@ -334,3 +366,240 @@ async def purge_idempotency_records(uow: UnitOfWork, retention_hours: float) -> 
     purged = await db.purge_idempotency_records(uow.connection, retention_hours)
     await uow.commit()
     return purged
+
+
+# The command center (DESIGN.md §8.3): each service answers for its own data at `/operations/*`
+# and the gateway puts the answers together; a service that does not answer is named, and the
+# rest is still answered.
+
+M = TypeVar("M", bound=BaseModel)
+EXCEPTIONS_LIMIT = 200
+
+
+class Unanswered(Exception):
+    """A service gave no usable answer; the message says why."""
+
+
+class _Store(BaseModel):
+    """What the command center needs of inventory's locations (any other field is ignored)."""
+
+    location_id: str
+    name: str
+
+
+_Stores = RootModel[list[_Store]]
+
+
+async def _ask(
+    gateway: Gateway,
+    service: Downstream,
+    path: str,
+    model: type[M],
+    params: Mapping[str, Any] | None = None,
+) -> M:
+    try:
+        async with asyncio.timeout(gateway.operations_timeout):
+            reply = await service.call("GET", path, params=params, safe_to_retry=True)
+    except TimeoutError:
+        raise Unanswered(f"no answer within {gateway.operations_timeout:g}s") from None
+    except (ServiceUnavailable, BadGateway) as error:
+        raise Unanswered(error.detail) from None
+    if not reply.ok:
+        raise Unanswered(f"it answered {reply.status} to GET {path}")
+    try:
+        return model.model_validate_json(reply.body)
+    except ValidationError:
+        raise Unanswered(f"its answer to GET {path} does not match the contract") from None
+
+
+async def _ask_all(
+    asks: Mapping[tuple[str, str], Awaitable[Any]],
+) -> tuple[dict[tuple[str, str], Any], dict[str, str]]:
+    """Answers by (service, what was asked), and why each service that failed did not answer."""
+    results = await asyncio.gather(*asks.values(), return_exceptions=True)
+    answers: dict[tuple[str, str], Any] = {}
+    unavailable: dict[str, str] = {}
+    for (service, what), result in zip(asks, results, strict=True):
+        if isinstance(result, Unanswered):
+            log.warning("operations: %s did not answer for %s: %s", service, what, result)
+            unavailable.setdefault(service, str(result))
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            answers[service, what] = result
+    return answers, unavailable
+
+
+async def operations_summary(gateway: Gateway, minutes: int) -> OperationsSummary:
+    """Orders per minute by channel and status, and conversion per channel, from orders' and
+    pricing's counts of the same window."""
+    window = {"minutes": minutes}
+    answers, unavailable = await _ask_all(
+        {
+            ("orders", "orders"): _ask(
+                gateway, gateway.orders, "/operations/orders", OrderCounts, window
+            ),
+            ("pricing", "quotes"): _ask(
+                gateway, gateway.pricing, "/operations/quotes", QuoteCounts, window
+            ),
+        }
+    )
+    counts: OrderCounts | None = answers.get(("orders", "orders"))
+    quotes: QuoteCounts | None = answers.get(("pricing", "quotes"))
+    orders = dict.fromkeys(Channel, 0)
+    for bucket in counts.orders_per_minute if counts else ():
+        orders[bucket.channel] += bucket.orders
+    quoted = dict.fromkeys(Channel, 0)
+    for given in quotes.quotes_by_channel if quotes else ():
+        quoted[given.channel] += given.quotes
+    return OperationsSummary(
+        generated_at=datetime.now(UTC),
+        window_minutes=minutes,
+        orders_per_minute=counts.orders_per_minute if counts else (),
+        orders_by_channel=tuple(
+            ChannelOrders(channel=channel, orders=orders[channel])
+            for channel in (Channel if counts else ())
+        ),
+        conversion=tuple(
+            ChannelConversion(
+                channel=channel,
+                quotes=quoted[channel],
+                orders=orders[channel],
+                rate=round(orders[channel] / quoted[channel], 4) if quoted[channel] else None,
+            )
+            for channel in (Channel if counts and quotes else ())
+        ),
+        unavailable=tuple(sorted(unavailable)),
+    )
+
+
+async def operations_exceptions(gateway: Gateway, pending_seconds: int) -> OperationsExceptions:
+    """What needs attention across the services, most urgent first, at most 200 items."""
+    services = (gateway.inventory, gateway.pricing, gateway.orders, gateway.webhooks)
+    asks: dict[tuple[str, str], Awaitable[Any]] = {
+        (service.name, "messaging"): _ask(
+            gateway, service, "/operations/messaging", MessagingStatus
+        )
+        for service in services
+    }
+    asks["orders", "exceptions"] = _ask(
+        gateway,
+        gateway.orders,
+        "/operations/exceptions",
+        OperationsExceptions,
+        {"pending_seconds": pending_seconds},
+    )
+    answers, unavailable = await _ask_all(asks)
+    now = datetime.now(UTC)
+    items = [
+        ExceptionItem(
+            kind=ExceptionKind.SERVICE_UNAVAILABLE,
+            service=service,
+            detail=f"{service} did not answer ({why}): what it reports is missing here",
+        )
+        for service, why in unavailable.items()
+    ]
+    for (_, what), answer in answers.items():
+        if what == "messaging":
+            items.extend(messaging_exceptions(answer, now, gateway.outbox_delay))
+        else:
+            items.extend(answer.items)
+    return OperationsExceptions(generated_at=now, items=most_urgent(items, EXCEPTIONS_LIMIT))
+
+
+def messaging_exceptions(
+    status: MessagingStatus, now: datetime, outbox_delay: float
+) -> list[ExceptionItem]:
+    """Dead letters, an outbox its relay is behind on, and consumers behind their topics."""
+    items = []
+    service = status.service
+    if status.dead_letters:
+        items.append(
+            ExceptionItem(
+                kind=ExceptionKind.DEAD_LETTERS,
+                service=service,
+                detail=f"{status.dead_letters} message(s) {service} could not apply are parked "
+                "in its dead_letters table, each with the reason",
+                since=status.oldest_dead_letter_at,
+                count=status.dead_letters,
+            )
+        )
+    oldest = status.oldest_unpublished_at
+    if status.outbox_backlog and oldest and (now - oldest).total_seconds() > outbox_delay:
+        items.append(
+            ExceptionItem(
+                kind=ExceptionKind.OUTBOX_BACKLOG,
+                service=service,
+                detail=f"{status.outbox_backlog} event(s) of {service} wait to be published, the "
+                f"oldest for {(now - oldest).total_seconds():.0f} s: its relay or the broker is "
+                "behind",
+                since=oldest,
+                count=status.outbox_backlog,
+            )
+        )
+    behind: dict[str, dict[str, int]] = {}
+    for lag in status.consumer_lag:
+        if lag.lag > 0:
+            behind.setdefault(lag.group, {})[lag.topic] = lag.lag
+    for group, topics in sorted(behind.items()):
+        where = ", ".join(f"{topic} by {lag}" for topic, lag in sorted(topics.items()))
+        items.append(
+            ExceptionItem(
+                kind=ExceptionKind.CONSUMER_LAG,
+                subject=group,
+                service=service,
+                detail=f"consumer group {group} of {service} is behind on {where} (the "
+                "partitions of the replica that answered)",
+                count=sum(topics.values()),
+            )
+        )
+    return items
+
+
+_URGENCY = {kind: rank for rank, kind in enumerate(ExceptionKind)}
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def most_urgent(items: Iterable[ExceptionItem], limit: int) -> tuple[ExceptionItem, ...]:
+    """In `ExceptionKind`'s order (what holds everything back first), then the longest waiting
+    first."""
+    ranked = sorted(items, key=lambda i: (_URGENCY[i.kind], i.since or _NEVER, i.subject or ""))
+    return tuple(ranked[:limit])
+
+
+async def operations_stores(gateway: Gateway, minutes: int) -> StoresOperations:
+    """Every store location inventory knows, with orders' figures for it (zeros and null for a
+    store without work yet). Without either service there is no honest answer: a 503."""
+    answers, unavailable = await _ask_all(
+        {
+            ("inventory", "stores"): _ask(
+                gateway, gateway.inventory, "/locations", _Stores, {"type": "store"}
+            ),
+            ("orders", "stores"): _ask(
+                gateway, gateway.orders, "/operations/stores", LocationsWork, {"minutes": minutes}
+            ),
+        }
+    )
+    if unavailable:
+        raise ServiceUnavailable(
+            "; ".join(f"{service} did not answer: {why}" for service, why in unavailable.items()),
+            unavailable=sorted(unavailable),
+            retry_after=1,
+        )
+    work = {item.location_id: item for item in answers["orders", "stores"].items}
+    items = []
+    for store in sorted(answers["inventory", "stores"].root, key=lambda s: s.location_id):
+        found = work.get(store.location_id)
+        items.append(
+            StoreOperations(
+                store_id=store.location_id,
+                name=store.name,
+                fulfillments=found.fulfillments if found else 0,
+                by_status=found.by_status if found else {},
+                rejects=found.rejects if found else 0,
+                median_minutes_to_ready=found.median_minutes_to_ready if found else None,
+            )
+        )
+    return StoresOperations(
+        generated_at=datetime.now(UTC), window_minutes=minutes, items=tuple(items)
+    )

@@ -38,6 +38,19 @@ class GatewaySettings(ServiceSettings):
         "creations carrying an idempotency key) after a timeout or a 502/503/504.",
     )
 
+    operations_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest the command center (`/v1/admin/operations/*`) waits for a service; "
+        "one that does not answer in time is named as unavailable and the rest is answered.",
+    )
+    operations_outbox_delay_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="An outbox row unpublished for longer than this is an `outbox_backlog` "
+        "exception (the relay publishes within a poll interval when all is well).",
+    )
+
     bootstrap_admin_key: SecretStr | None = Field(
         default=None,
         description="OMNIROUTE_BOOTSTRAP_ADMIN_KEY: an admin key with exactly this value is "

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.contracts.operations import ConsumerLag, MessagingStatus
 from services.contracts.topics import TopicSpec
 from services.infrastructure.asyncapi import asyncapi_document, asyncapi_html
 from services.infrastructure.broker import create_broker, ensure_topics
@@ -30,7 +31,11 @@ from services.infrastructure.errors import (
     install_problem_handlers,
 )
 from services.infrastructure.logs import configure_logging
-from services.infrastructure.metrics import HTTP_REQUEST_DURATION, observe_consumer_lag
+from services.infrastructure.metrics import (
+    CONSUMER_LAG,
+    HTTP_REQUEST_DURATION,
+    observe_consumer_lag,
+)
 from services.infrastructure.outbox import OutboxRelay
 from services.infrastructure.settings import ServiceSettings
 from services.infrastructure.telemetry import configure_tracing, instrument
@@ -265,6 +270,23 @@ def _operations_router(runtime: Runtime) -> APIRouter:
             await observe_consumer_lag(runtime.broker, runtime.settings.service_name)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    if runtime.relay is not None:
+
+        @router.get("/operations/messaging")
+        async def messaging() -> MessagingStatus:
+            """This service's dead letters and outbox backlog, and the lag of this replica's
+            consumers, for the command center."""
+            async with runtime.engine.connect() as conn:
+                row = (await conn.execute(_MESSAGING, {"cap": _MESSAGING_COUNT_CAP})).one()
+            return MessagingStatus(
+                service=runtime.settings.service_name,
+                dead_letters=row.dead_letters,
+                oldest_dead_letter_at=row.oldest_dead_letter_at,
+                outbox_backlog=row.outbox_backlog,
+                oldest_unpublished_at=row.oldest_unpublished_at,
+                consumer_lag=await _consumer_lag(runtime),
+            )
+
     if runtime.broker is not None:
         broker = runtime.broker
         documents: dict[str, dict[str, object]] = {}
@@ -292,3 +314,36 @@ def _operations_router(runtime: Runtime) -> APIRouter:
             return HTMLResponse(asyncapi_html(asyncapi(request.app)))
 
     return router
+
+
+# Counts are capped, as the relay's backlog gauge is: a huge backlog costs a bounded walk of the
+# partial index. The oldest rows are found by id (both tables number rows as they come).
+_MESSAGING_COUNT_CAP = 100_000
+_MESSAGING = text(
+    "SELECT"
+    " (SELECT count(*) FROM (SELECT 1 FROM dead_letters LIMIT :cap) AS d) AS dead_letters,"
+    " (SELECT received_at FROM dead_letters ORDER BY id LIMIT 1) AS oldest_dead_letter_at,"
+    " (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT :cap) AS o)"
+    " AS outbox_backlog,"
+    " (SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1)"
+    " AS oldest_unpublished_at"
+)
+
+
+async def _consumer_lag(runtime: Runtime) -> tuple[ConsumerLag, ...]:
+    """Lag per consumer group and topic, as `/metrics` reads it (from the consumers' own state,
+    no call to the broker), summed over the partitions this replica holds."""
+    if runtime.broker is None:
+        return ()
+    service = runtime.settings.service_name
+    await observe_consumer_lag(runtime.broker, service)
+    lag: dict[tuple[str, str], int] = {}
+    for metric in CONSUMER_LAG.collect():
+        for sample in metric.samples:
+            if sample.labels.get("service") == service:
+                key = (sample.labels["group"], sample.labels["topic"])
+                lag[key] = lag.get(key, 0) + int(sample.value)
+    return tuple(
+        ConsumerLag(group=group, topic=topic, lag=value)
+        for (group, topic), value in sorted(lag.items())
+    )

@@ -13,6 +13,11 @@ from services.contracts.inventory import (
     LocationIn,
     LocationType,
     NearQuery,
+    Product,
+    ProductIn,
+    ProductPage,
+    ProductPageSize,
+    ProductSearch,
     ReceiveIn,
     Reconciliation,
     Reservation,
@@ -181,6 +186,25 @@ async def get_promise(promise_id: Identifier, uow: UoW) -> StockPromise:
     """One promise of incoming stock, with the supplies it draws on and what of them arrived."""
     async with uow:
         return await views.promise(uow.connection, promise_id)
+
+
+@router.post("/products", tags=["products"])
+async def put_product(body: ProductIn, uow: UoW) -> Product:
+    """Name a product by its sku (create or rename it)."""
+    async with uow:
+        return await handlers.upsert_product(body, uow)
+
+
+@router.get("/products", tags=["products"])
+async def find_products(
+    uow: UoW,
+    q: Annotated[ProductSearch, Query()],
+    limit: Annotated[ProductPageSize, Query()] = 20,
+) -> ProductPage:
+    """Products whose sku starts with `q`, or whose name has a word that does (in any case),
+    by sku."""
+    async with uow:
+        return await views.products(uow.connection, q, limit)
 
 
 @router.get("/reservations/{reservation_id}", tags=["reservations"])

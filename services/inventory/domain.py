@@ -7,6 +7,7 @@ the rules here produce clear answers and the database makes them hold under conc
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -285,3 +286,35 @@ def parse_point(text: str) -> tuple[float, float]:
     if not (-90 <= lat <= 90 and -180 <= lon <= 180) or math.isnan(lat) or math.isnan(lon):
         raise ValueError(f"near is outside the globe: {text!r}")
     return lat, lon
+
+
+# The catalog: finding products by what someone typed
+
+_LIKE_SPECIAL = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
+_REGEX_SPECIAL = str.maketrans({c: "\\" + c for c in string.punctuation})
+
+
+@dataclass(frozen=True)
+class SearchPatterns:
+    """What a product search looks for, as PostgreSQL patterns that take the typed text
+    literally: a sku starting with it (`ILIKE`, with `\\` escaping), or a name with a word
+    starting with it (`~*`, a regular expression)."""
+
+    sku_prefix: str
+    word_start: str
+
+    @classmethod
+    def of(cls, text: str) -> SearchPatterns | None:
+        """None when nothing but blanks was typed: that matches no product."""
+        typed = text.strip()
+        if not typed:
+            return None
+        # A word starts at the beginning of the name or after anything but a letter or digit
+        # ("Three-season" has the words "Three" and "season"). In PostgreSQL's regular
+        # expressions a backslash before a character that is not a letter or digit always
+        # means that character itself, so escaping ASCII punctuation leaves no operator in
+        # the typed text; no other character is one.
+        return cls(
+            sku_prefix=typed.translate(_LIKE_SPECIAL) + "%",
+            word_start="(^|[^[:alnum:]])" + typed.translate(_REGEX_SPECIAL),
+        )

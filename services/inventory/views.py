@@ -1,5 +1,5 @@
-"""Reads of incoming stock and promises: rows to the contract's shapes, and the look-ups routes
-answer with. Views never change anything and never import handlers."""
+"""Reads of incoming stock, promises and the catalog: rows to the contract's shapes, and the
+look-ups routes answer with. Views never change anything and never import handlers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.contracts.inventory import (
+    Product,
+    ProductPage,
     PromiseDraw,
     PromiseStatus,
     StockLine,
@@ -82,3 +84,14 @@ async def promise(conn: AsyncConnection, promise_id: str) -> StockPromise:
         raise NotFound(f"promise {promise_id!r} does not exist")
     lines = await db.promise_lines(conn, promise_id)
     return promise_view(row, lines, await db.promise_draws(conn, promise_id))
+
+
+async def products(conn: AsyncConnection, typed: str, limit: int) -> ProductPage:
+    """Products whose sku starts with `typed`, or whose name has a word that does, by sku."""
+    search = domain.SearchPatterns.of(typed)
+    if search is None:
+        return ProductPage(items=())
+    rows = await db.search_products(conn, search.sku_prefix, search.word_start, limit)
+    return ProductPage(
+        items=tuple(Product(sku=r.sku, name=r.name, updated_at=r.updated_at) for r in rows)
+    )

@@ -53,6 +53,10 @@ class DemoProduct:
     price: int
     """Base price in minor units of `CURRENCY` (1999 is EUR 19.99), for the pricing service."""
 
+    def body(self) -> dict[str, Any]:
+        """The `ProductIn` request body: its name in inventory's catalog."""
+        return {"sku": self.sku, "name": self.name}
+
 
 class DemoStockLevel(NamedTuple):
     location_id: str

@@ -21,11 +21,13 @@ from services.contracts.orders import (
     RejectIn,
     Return,
     ReturnIn,
+    ReturnPreview,
     RoutingDecision,
     ShipIn,
 )
 from services.infrastructure.errors import PROBLEM_RESPONSES
 from services.orders import handlers, views
+from services.orders.handlers.returns import preview_return
 from services.orders.repository import OrdersUnitOfWork
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
@@ -210,8 +212,23 @@ async def accept_return(body: ReturnIn, uow: UoW, idempotency_key: IdempotencyKe
         return await handlers.accept_return(body, idempotency_key, uow)
 
 
+# Not `/returns/preview`: `GET /returns/{return_id}` would serve that path too (as a return id).
+@router.post("/return-previews", tags=["returns"])
+async def preview_return_refund(body: ReturnIn, uow: UoW) -> ReturnPreview:
+    """What this return would refund if taken now, by the same rules and with the same refusals
+    as `POST /returns`; nothing is stored."""
+    async with uow:
+        return await preview_return(body, uow)
+
+
 @router.get("/returns/{return_id}", tags=["returns"])
 async def get_return(return_id: Identifier, uow: UoW) -> Return:
     """One return."""
     async with uow:
         return await views.return_(uow.connection, return_id)
+
+
+# The command center's figures (services/orders/operations.py).
+from services.orders import operations  # noqa: E402
+
+router.include_router(operations.router)

@@ -35,7 +35,12 @@ class OrdersTable(SQLModel, registry=registry()):
 
 class OrderRow(OrdersTable, table=True):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_consolidation", "customer_id", "address_key", "created_at"),)
+    __table_args__ = (
+        Index("ix_orders_consolidation", "customer_id", "address_key", "created_at"),
+        # The command center: orders per minute, and those still pending, oldest first.
+        Index("ix_orders_created_at", "created_at"),
+        Index("ix_orders_pending", "created_at", postgresql_where=text("status = 'pending'")),
+    )
 
     order_id: str = Field(primary_key=True, max_length=64)
     status: str = Field(max_length=16)
@@ -104,6 +109,20 @@ class FulfillmentRow(OrdersTable, table=True):
             "pickup_deadline",
             postgresql_where=text("status = 'ready_for_pickup'"),
         ),
+        # The command center's stores: work created, made ready and rejected in a window.
+        Index("ix_fulfillments_location_created", "location_id", "created_at"),
+        Index(
+            "ix_fulfillments_location_ready",
+            "location_id",
+            "ready_at",
+            postgresql_where=text("ready_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_fulfillments_location_rejected",
+            "location_id",
+            "updated_at",
+            postgresql_where=text("status = 'rejected'"),
+        ),
     )
 
     fulfillment_id: str = Field(primary_key=True, max_length=64)
@@ -130,6 +149,7 @@ class FulfillmentRow(OrdersTable, table=True):
     )
     hold_until: datetime | None = timestamp(nullable=True)
     pickup_deadline: datetime | None = timestamp(nullable=True)
+    ready_at: datetime | None = timestamp(nullable=True)
     carrier: str | None = Field(default=None, max_length=100)
     tracking_number: str | None = Field(default=None, max_length=100)
     created_at: datetime | None = timestamp()

@@ -213,6 +213,7 @@ class Fulfillment:
     shipment_id: str | None = None  # the parcel it ships in; shared when consolidated
     hold_until: datetime | None = None
     pickup_deadline: datetime | None = None
+    ready_at: datetime | None = None  # when it became ready for pickup: the stores' time to ready
     status_reason: str | None = None
     carrier: str | None = None
     tracking_number: str | None = None
@@ -550,6 +551,7 @@ class Order:
             raise RuleViolation("a delivery is shipped, not made ready for pickup")
         if not self._step(f, F.READY_FOR_PICKUP, "mark it ready"):
             return False
+        f.ready_at = now
         f.pickup_deadline = now + pickup_window if f.method is FulfillmentMethod.PICKUP else None
         self._record(
             FulfillmentReady(

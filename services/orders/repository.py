@@ -31,7 +31,14 @@ _ORDER_CHANGES = (
     "consolidated_with",
     "cancellations",
 )
-_FULFILLMENT_CHANGES = ("status", "status_reason", "pickup_deadline", "carrier", "tracking_number")
+_FULFILLMENT_CHANGES = (
+    "status",
+    "status_reason",
+    "pickup_deadline",
+    "ready_at",
+    "carrier",
+    "tracking_number",
+)
 
 
 def _order_values(order: Order) -> dict[str, Any]:
@@ -79,6 +86,7 @@ def _fulfillment_values(order_id: str, f: Fulfillment) -> dict[str, Any]:
         "shipment_id": f.shipment_id,
         "hold_until": f.hold_until,
         "pickup_deadline": f.pickup_deadline,
+        "ready_at": f.ready_at,
         "carrier": f.carrier,
         "tracking_number": f.tracking_number,
     }
@@ -170,6 +178,7 @@ class OrderRepository:
                     shipment_id=f.shipment_id,
                     hold_until=f.hold_until,
                     pickup_deadline=f.pickup_deadline,
+                    ready_at=f.ready_at,
                     status_reason=f.status_reason,
                     carrier=f.carrier,
                     tracking_number=f.tracking_number,

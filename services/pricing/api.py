@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from services.contracts.base import Contract, Identifier, Sku
+from services.contracts.operations import ChannelQuotes, QuoteCounts
 from services.contracts.pricing import (
     Price,
     PriceIn,
@@ -89,3 +90,14 @@ class TokenToVerify(Contract):
 async def verify(body: TokenToVerify, keys: Keys) -> QuoteTokenClaims:
     """Check a quote token's signature and expiry and show what it vouches for."""
     return verify_quote_token(body.quote_token, keys)
+
+
+@router.get("/operations/quotes", tags=["operations"])
+async def quote_counts(uow: UoW, minutes: Annotated[int, Query(ge=5, le=1440)] = 60) -> QuoteCounts:
+    """Quotes given in the last `minutes`, per channel: the command center's conversion."""
+    async with uow:
+        rows = await db.quotes_by_channel(uow.connection, minutes)
+    return QuoteCounts(
+        window_minutes=minutes,
+        quotes_by_channel=tuple(ChannelQuotes(channel=r.channel, quotes=r.quotes) for r in rows),
+    )

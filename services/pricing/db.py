@@ -83,6 +83,8 @@ class QuoteRow(PricingTable, table=True):
     """Every quote given, as given: the audit trail behind each quote token."""
 
     __tablename__ = "quotes"
+    # Quotes given in a recent window, per channel (the command center's conversion).
+    __table_args__ = (Index("ix_quotes_created_at", "created_at"),)
 
     quote_id: str = Field(primary_key=True, max_length=64)
     channel: str = Field(max_length=16)
@@ -180,3 +182,13 @@ async def get_quote(conn: AsyncConnection, quote_id: str) -> Any | None:
     return (
         await conn.execute(text("SELECT quote FROM quotes WHERE quote_id = :id"), {"id": quote_id})
     ).first()
+
+
+async def quotes_by_channel(conn: AsyncConnection, minutes: int) -> Sequence[Any]:
+    """Quotes given in the last `minutes`, per channel."""
+    query = text(
+        "SELECT channel, count(*) AS quotes FROM quotes"
+        " WHERE created_at >= now() - make_interval(mins => :minutes)"
+        " GROUP BY channel ORDER BY channel"
+    )
+    return (await conn.execute(query, {"minutes": minutes})).all()

@@ -1,4 +1,5 @@
-"""Set-up, for admins: locations, stock, incoming stock, prices, promotions and API keys."""
+"""Set-up, for admins: locations, stock, incoming stock, product names, prices, promotions and
+API keys; and, for every key, what it is."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from services.contracts.gateway import ApiKey, ApiKeyCreated, ApiKeyIn, ApiKeyPa
 from services.contracts.inventory import (
     Location,
     LocationIn,
+    Product,
+    ProductIn,
     ReceiveIn,
     StockLevel,
     StockLevelIn,
@@ -22,6 +25,7 @@ from services.contracts.pricing import Price, PriceIn, Promotion, PromotionIn
 from services.gateway import domain, examples, handlers
 from services.gateway.api.common import (
     ADMIN,
+    Caller,
     Gateway,
     IdempotencyKey,
     Limit,
@@ -178,6 +182,26 @@ async def admin_list_incoming_stock(
 
 
 @router.post(
+    "/admin/products",
+    tags=["admin"],
+    response_model=Product,
+    responses={200: examples.response(examples.PRODUCT)},
+)
+async def admin_product(
+    request: Request,
+    principal: Admin,
+    gateway: Gateway,
+    body: Annotated[ProductIn, Body(openapi_examples=examples.request(examples.PRODUCT_IN))],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Name a product by its sku (create or rename it): availability and product search show
+    the name."""
+    return await _admin_upsert(
+        request, gateway, principal, idempotency_key, gateway.inventory, "/products", body,
+    )  # fmt: skip
+
+
+@router.post(
     "/admin/prices",
     tags=["admin"],
     response_model=Price,
@@ -271,6 +295,18 @@ async def list_api_keys(
     """Every API key (never its secret), by key id."""
     async with uow:
         return await handlers.list_api_keys(cursor, limit, include_revoked, uow)
+
+
+@router.get(
+    "/me",
+    tags=["api keys"],
+    response_model=ApiKey,
+    responses={200: examples.response(examples.OWN_API_KEY)},
+)
+async def who_am_i(principal: Caller, uow: UnitOfWorkDep) -> ApiKey:
+    """The calling key itself (never its secret): its role and what it is bound to."""
+    async with uow:
+        return await handlers.own_api_key(principal, uow)
 
 
 @router.delete(

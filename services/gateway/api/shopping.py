@@ -1,4 +1,5 @@
-"""Shopping: availability, quotes and orders, for shop frontends and store tills."""
+"""Shopping: product names, availability, quotes and orders, for shop frontends and store
+tills."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from services.contracts.inventory import (
     AvailabilityResponse,
     LocationType,
     NearQuery,
+    ProductPage,
+    ProductPageSize,
+    ProductSearch,
 )
 from services.contracts.orders import (
     CancelIn,
@@ -70,6 +74,27 @@ async def availability(
         sku=sku, near=nearby.near, radius_km=nearby.radius_km, location_type=location_type
     )
     reply = await gateway.inventory.call("GET", "/availability", params=wanted, safe_to_retry=True)
+    return respond(reply, request)
+
+
+@router.get(
+    "/products",
+    tags=["stock"],
+    response_model=ProductPage,
+    responses={200: examples.response(examples.PRODUCT_PAGE)},
+)
+async def find_products(
+    request: Request,
+    principal: Annotated[Principal, role(SHOP, STORE, PARTNER, ADMIN, to="look up products")],
+    gateway: Gateway,
+    q: Annotated[ProductSearch, Query()],
+    limit: Annotated[ProductPageSize, Query()] = 20,
+) -> Response:
+    """Products by sku or name: those whose sku starts with `q`, or whose name has a word that
+    does, in any case, by sku."""
+    reply = await gateway.inventory.call(
+        "GET", "/products", params={"q": q, "limit": limit}, safe_to_retry=True
+    )
     return respond(reply, request)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
 from services.contracts.inventory import (
     StockAdjustmentIn,
@@ -17,6 +17,7 @@ from services.contracts.orders import (
     RejectIn,
     Return,
     ReturnIn,
+    ReturnPreview,
     ShipIn,
 )
 from services.gateway import domain, examples
@@ -237,3 +238,34 @@ async def accept_return(
         )
 
     return await once(request, gateway, principal, idempotency_key, return_, take_back)
+
+
+@router.post(
+    "/returns/preview",
+    tags=["stores"],
+    response_model=ReturnPreview,
+    responses={200: examples.response(examples.RETURN_PREVIEW)},
+)
+async def preview_return(
+    request: Request,
+    principal: Caller,
+    gateway: Gateway,
+    body: Annotated[ReturnIn, Body(openapi_examples=examples.request(examples.RETURN_IN))],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Taken, as by every POST, and of no effect: a preview changes nothing, "
+            "so each one is answered afresh, never replayed.",
+        ),
+    ] = None,
+) -> Response:
+    """What a return would refund if it were taken now, before the customer confirms it: the
+    same rules, and the same refusals, as `POST /v1/returns`; nothing is stored."""
+    deny_if(domain.store_denial(principal, body.store_id))
+    reply = await gateway.orders.call(
+        "POST", "/return-previews", json=payload(body), safe_to_retry=True
+    )
+    return respond(reply, request)

@@ -25,6 +25,7 @@ from services.inventory.db.incoming import (
     try_promise,
     upsert_supply,
 )
+from services.inventory.db.products import search_products, upsert_product
 from services.inventory.db.reservations import (
     add_reservation_lines,
     claim_reservation,
@@ -59,6 +60,7 @@ from services.inventory.db.tables import (
     InventoryTable,
     LocationRow,
     MovementRow,
+    ProductRow,
     PromiseDrawRow,
     PromiseRow,
     ReservationLineRow,
@@ -74,6 +76,7 @@ __all__ = [
     "InventoryTable",
     "LocationRow",
     "MovementRow",
+    "ProductRow",
     "PromiseDrawRow",
     "PromiseRow",
     "ReservationLineRow",
@@ -117,11 +120,13 @@ __all__ = [
     "record_movements",
     "reduce_reservation_lines",
     "reservation_lines",
+    "search_products",
     "set_feed_sequence",
     "set_promise_status",
     "set_reservation_status",
     "try_promise",
     "try_reserve",
     "upsert_location",
+    "upsert_product",
     "upsert_supply",
 ]

@@ -202,4 +202,15 @@ class PromiseDrawRow(InventoryTable, table=True):
     arrived: int = 0
 
 
+class ProductRow(InventoryTable, table=True):
+    """The catalog: every product's name, by sku. Stock levels do not refer to it: stock of a
+    sku nobody named yet is still stock."""
+
+    __tablename__ = "products"
+
+    sku: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    updated_at: datetime | None = timestamp()
+
+
 METADATA = with_infrastructure(InventoryTable.metadata)

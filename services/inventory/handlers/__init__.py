@@ -8,6 +8,7 @@ from services.inventory.handlers.incoming import (
     release_promise,
     upsert_supply,
 )
+from services.inventory.handlers.products import upsert_product
 from services.inventory.handlers.reservations import (
     commit_stock,
     expire_reservations,
@@ -38,5 +39,6 @@ __all__ = [
     "set_stock_level",
     "stock_level_view",
     "upsert_location",
+    "upsert_product",
     "upsert_supply",
 ]

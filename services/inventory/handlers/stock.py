@@ -165,14 +165,17 @@ async def get_availability(
     location_type: LocationType | None,
     uow: UnitOfWork,
 ) -> AvailabilityResponse:
-    """Per sku: total available and every location holding it, nearest first within a radius;
-    and the stock on its way there that can still be promised, soonest first."""
+    """Per sku: its name, total available and every location holding it, nearest first within
+    a radius; and the stock on its way there that can still be promised, soonest first."""
     type_filter = location_type.value if location_type else None
     rows = await db.availability(uow.connection, skus, type_filter)
     supplies = await incoming.incoming_by_sku(uow, skus, near, radius_km, type_filter)
+    names = {row.sku: row.product_name for row in rows}
     items = []
     for sku in dict.fromkeys(skus):
-        by_location = {row.location_id: row for row in rows if row.sku == sku}
+        by_location = {
+            row.location_id: row for row in rows if row.sku == sku and row.location_id is not None
+        }
         candidates = [domain.Candidate(r.location_id, r.lat, r.lon) for r in by_location.values()]
         locations = []
         for candidate, distance in domain.nearest_first(candidates, near, radius_km):
@@ -192,6 +195,7 @@ async def get_availability(
         items.append(
             SkuAvailability(
                 sku=sku,
+                name=names.get(sku),
                 total_available=sum(loc.available for loc in locations),
                 locations=tuple(locations),
                 incoming=on_the_way,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from services.contracts.orders import Return, ReturnIn
+from services.contracts.orders import Return, ReturnIn, ReturnPreview
 from services.infrastructure.errors import InvalidRequest
 from services.orders.handlers.common import as_problems, order_of, request_hash
 from services.orders.repository import OrdersUnitOfWork
@@ -36,3 +36,24 @@ async def accept_return(
     await uow.returns.add(order.order_id, taken, idempotency_key, fingerprint)
     await uow.commit()
     return return_view(await uow.returns.get(taken.return_id), order.currency)
+
+
+async def preview_return(body: ReturnIn, uow: OrdersUnitOfWork) -> ReturnPreview:
+    """What `accept_return` would refund for this return now, with the same checks and answers
+    (404, 409, 422), from the same rule (`Order.take_back`); nothing is stored and no event
+    sent: the unit of work ends without a commit, so the order taken back in memory is
+    dropped."""
+    order = await order_of(uow, body.order_id)
+    store = await uow.network.location(body.store_id)
+    if store is None or "returns" not in store.capabilities:
+        raise InvalidRequest(f"{body.store_id} does not take returns")
+    with as_problems():
+        taken = order.take_back(
+            "preview",
+            body.store_id,
+            [(line.sku, line.quantity, line.condition) for line in body.lines],
+            body.reason,
+        )
+    return ReturnPreview(
+        order_id=order.order_id, store_id=taken.store_id, refund=taken.refund, lines=taken.lines
+    )

@@ -274,6 +274,7 @@ async def test_availability_nearest_first_within_a_radius(
     unknown = (await inventory.get("/availability", params={"sku": unique("NOPE")})).json()
     assert unknown["items"][0] == {
         "sku": unique("NOPE"),
+        "name": None,
         "total_available": 0,
         "locations": [],
         "incoming": [],

@@ -42,6 +42,11 @@ CONTRACT = {
     ("POST", "/v1/admin/prices"),
     ("POST", "/v1/admin/promotions"),
     ("POST", "/v1/admin/api-keys"),
+    # For people's screens (DESIGN.md §8.3): product names, who a key is, a refund's preview.
+    ("GET", "/v1/products"),
+    ("POST", "/v1/admin/products"),
+    ("GET", "/v1/me"),
+    ("POST", "/v1/returns/preview"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -98,6 +103,23 @@ def test_every_changing_post_takes_an_idempotency_key(schema: dict[str, Any]) ->
             assert not key["schema"].get("examples"), path
             success = next(c for c in item["post"]["responses"] if c.startswith("2"))
             assert "Idempotent-Replayed" in item["post"]["responses"][success]["headers"], path
+
+
+def test_a_return_preview_takes_a_return_and_the_key_every_post_takes_to_no_effect(
+    schema: dict[str, Any],
+) -> None:
+    # A preview changes nothing, so a key has nothing to repeat; it is taken all the same, so
+    # a client sending one with every POST is never refused here.
+    preview = schema["paths"]["/v1/returns/preview"]["post"]
+    (key,) = [p for p in preview["parameters"] if p["name"] == "Idempotency-Key"]
+    assert "of no effect" in key["description"]
+    assert "200" in preview["responses"]
+    taken = schema["paths"]["/v1/returns"]["post"]
+    assert body_schema(preview) == body_schema(taken)
+
+
+def body_schema(operation: dict[str, Any]) -> Any:
+    return operation["requestBody"]["content"]["application/json"]["schema"]
 
 
 def test_answers_that_invite_a_retry_document_retry_after(schema: dict[str, Any]) -> None:
