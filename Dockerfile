@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for every Omniroute service. OMNIROUTE_SERVICE picks which one the default command
-# serves (gateway 8000, inventory 8001, pricing 8002, orders 8003, webhooks 8005); migrations run
-# from the same image with another command:
+# serves (gateway 8000, inventory 8001, pricing 8002, orders 8003, console 8004, webhooks 8005;
+# the console's templates and vendored scripts are package data: no front-end build). Migrations
+# run from the same image with another command:
 #   docker run -e OMNIROUTE_SERVICE=inventory -e DATABASE_URL=... -e KAFKA_BOOTSTRAP_SERVERS=... IMAGE
 #   docker run -e OMNIROUTE_INVENTORY_DATABASE_URL=... IMAGE python -m services.infrastructure.migrations inventory
 # Without the `embedded` and `dev` extras: PostgreSQL and Kafka are real servers here.
@@ -22,7 +23,7 @@ RUN /opt/omniroute/bin/pip install . \
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="omniroute" \
-      org.opencontainers.image.description="Omniroute: gateway, inventory, pricing, orders and webhooks services" \
+      org.opencontainers.image.description="Omniroute: gateway, inventory, pricing, orders and webhooks services, and the store console" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 omniroute \
     && useradd --system --uid 10001 --gid omniroute --no-create-home \
@@ -37,5 +38,5 @@ ENV PATH=/opt/omniroute/bin:$PATH \
 WORKDIR /tmp
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
-EXPOSE 8000 8001 8002 8003 8005
+EXPOSE 8000 8001 8002 8003 8004 8005
 CMD ["omniroute-serve"]

@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml
 	   > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@touch $(STAMP)
 
-## run: start PostgreSQL, Kafka, every service and demo data; Ctrl-C stops it all
+## run: start PostgreSQL, Kafka, every service, the store console and demo data; Ctrl-C stops it all
 run: $(STAMP)
 	@$(BIN)/omniroute run
 
-## tools: build what the tests run (kustomize, with Go; the first time only, about a minute)
+## tools: get what the tests run: kustomize (built with Go, about a minute) and Chromium for the
+##        browser tests (Debian's, with apt-get as root); the first time only
 tools: $(STAMP)
 	@$(BIN)/python -m tests.support.tools
 

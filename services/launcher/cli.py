@@ -87,13 +87,23 @@ class ServiceSpec:
         return f"http://{HOST}:{self.port()}"
 
 
-# Start order: the gateway last, because it fronts the others.
+CONSOLE = ServiceSpec(
+    name="console",
+    app="services.console.app:app",
+    port_env="OMNIROUTE_CONSOLE_PORT",
+    default_port=8004,
+    database=None,  # it keeps nothing: all it shows and does goes through the gateway's /v1 API
+)
+
+# Start order: the gateway after the services it fronts; the store console (people's screens)
+# after the gateway, which it calls (OMNIROUTE_GATEWAY_URL, set for every service).
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec.named("inventory", 8001),
     ServiceSpec.named("pricing", 8002),
     ServiceSpec.named("orders", 8003),
     ServiceSpec.named("webhooks", 8005),
     ServiceSpec.named("gateway", 8000),
+    CONSOLE,
 )
 
 KAFKA_PORT_ENV = "OMNIROUTE_KAFKA_PORT"
@@ -427,6 +437,12 @@ def _seed_inventory(base_url: str, levels: Sequence[demo_data.DemoStockLevel]) -
                 client.post("/locations", json=location.body()),
                 f"seeding location {location.location_id}",
             )
+        for product in demo_data.PRODUCTS:
+            # Upserts like the locations: the demo's names are put back on every start.
+            _check(
+                client.post("/products", json=product.body()),
+                f"seeding the name of {product.sku}",
+            )
         for level in levels:
             query = {"location_id": level.location_id, "sku": level.sku}
             existing = _check(
@@ -552,6 +568,9 @@ def print_banner(
     width = max(len(spec.name) for spec in services)
     for spec in services:
         base = spec.url()
+        if spec == CONSOLE:
+            _say(f"  {spec.name:<{width}}  {base}   store console and command center")
+            continue
         _say(f"  {spec.name:<{width}}  {base}   docs {base}/docs   {base}/openapi.json")
     _say(f"  {'kafka':<{width}}  {kafka_bootstrap_servers}   (bootstrap servers)")
     for spec in services:
@@ -562,6 +581,7 @@ def print_banner(
     _say()
     gateway = next((spec for spec in services if spec.name == "gateway"), None)
     if gateway is None or not keys:
+        _print_console(services)
         _say("Press Ctrl-C to stop.")
         return
     _say("API keys (Authorization: Bearer <key>), kept in " + str(directory / "demo-keys.json"))
@@ -586,7 +606,17 @@ def print_banner(
         """[{"sku": "TEE-WHT-M", "quantity": 3}, {"sku": "CAP-NAVY", "quantity": 1}]}'"""
     )
     _say()
+    _print_console(services)
     _say("Press Ctrl-C to stop.")
+
+
+def _print_console(services: Sequence[ServiceSpec]) -> None:
+    if CONSOLE in services:
+        _say(
+            f"Store console and command center: {CONSOLE.url()} — sign in with a store key "
+            "or the admin key"
+        )
+        _say()
 
 
 # Commands

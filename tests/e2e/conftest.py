@@ -3,6 +3,9 @@ directory on free ports, driven through the gateway only, with the keys the laun
 
 Each test builds its own little retail network (locations, skus, prices, keys) through the admin
 API, with ids of its own, so tests never see each other's stock.
+
+Screens are tested in a real browser with the fixtures of tests/support/browser.py (`browser`,
+`page`, `new_page`, `viewport`), imported here: the store console is at `stack.console_url`.
 """
 
 from __future__ import annotations
@@ -27,9 +30,13 @@ from typing import Any
 import httpx
 import pytest
 
+from services.launcher.cli import SERVICES
 from services.launcher.embedded import free_port
 from services.launcher.reaper import REAPER
+from tests.support.browser import browser, new_page, page, viewport
 from tests.support.kafka import eventually
+
+__all__ = ["browser", "new_page", "page", "viewport"]  # fixtures for the tests of this package
 
 START_TIMEOUT_SECONDS = 240.0
 STOP_TIMEOUT_SECONDS = 60.0
@@ -39,6 +46,8 @@ PROBLEM_JSON = "application/problem+json"
 @dataclass
 class Stack:
     gateway_url: str
+    console_url: str
+    """The store console and command center."""
     admin_key: str
     printed_keys: dict[str, str]
     output: list[str]
@@ -62,8 +71,8 @@ def _launch_environment(data_dir: Path, ports: dict[str, int], admin_key: str) -
         OMNIROUTE_RESERVATION_SWEEP_INTERVAL_SECONDS="0.5",
         PYTHONUNBUFFERED="1",
     )
-    for service in ("gateway", "inventory", "pricing", "orders", "webhooks"):
-        env[f"OMNIROUTE_{service.upper()}_PORT"] = str(ports[service])
+    for spec in SERVICES:
+        env[spec.port_env] = str(ports[spec.name])
     if os.environ.get("OMNIROUTE_TEST_KAFKA"):  # e.g. Apache Kafka, from `make test-kafka`
         env["OMNIROUTE_KAFKA_BOOTSTRAP_SERVERS"] = os.environ["OMNIROUTE_TEST_KAFKA"]
     return env
@@ -84,10 +93,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # root, PostgreSQL runs as another user, which must reach its data directory throughout.
     data_dir = Path(tempfile.mkdtemp(prefix="omniroute-e2e-"))
     REAPER.delete_after(data_dir)
-    ports = {
-        name: free_port()
-        for name in ("gateway", "inventory", "pricing", "orders", "webhooks", "kafka")
-    }
+    ports = {name: free_port() for name in (*(spec.name for spec in SERVICES), "kafka")}
     admin_key = f"omr_e2e_{secrets.token_urlsafe(24)}"
     process = subprocess.Popen(
         [sys.executable, "-m", "services.launcher.cli", "run"],
@@ -122,11 +128,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 )
                 pytest.fail("omniroute run did not start:\n" + "\n".join(output) + "\n" + logs)
         yield Stack(
-            f"http://127.0.0.1:{ports['gateway']}",
-            admin_key,
-            _printed_keys(output),
-            output,
-            data_dir,
+            gateway_url=f"http://127.0.0.1:{ports['gateway']}",
+            console_url=f"http://127.0.0.1:{ports['console']}",
+            admin_key=admin_key,
+            printed_keys=_printed_keys(output),
+            output=output,
+            data_dir=data_dir,
         )
     finally:
         _stop(process, reader)

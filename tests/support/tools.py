@@ -9,13 +9,19 @@ machine needs no manual step.
   generator the benchmarks use, likewise. The directory is
   `$OMNIROUTE_TOOLS_DIR`, else `$XDG_CACHE_HOME/omniroute/tools`, else
   `~/.cache/omniroute/tools`.
+- `chromium()`: the Chromium that the browser tests drive with Playwright
+  (tests/support/browser.py). Playwright cannot download its own browser builds everywhere, so
+  the tests use the machine's: `$OMNIROUTE_CHROMIUM`, else `chromium`, `chromium-browser` or
+  Google Chrome on the PATH, else Debian's `chromium` package, installed with `apt-get` when
+  this runs as root.
 
-    python -m tests.support.tools [kustomize] [hey]
+    python -m tests.support.tools [kustomize] [chromium] [hey]
 
-builds the named tools (default: the ones the test suite needs) where they are missing, saying
-so. `make test` and `make test-kafka` run it before pytest, so the minute of `go install` is a
-visible step of its own, not a test that holds up the session's event loop (its Kafka consumers
-miss their heartbeats). A test that finds a tool missing anyway builds it in a worker thread.
+builds or installs the named tools (default: the ones the test suite needs) where they are
+missing, saying so. `make test` and `make test-kafka` run it before pytest, so the minute of
+`go install` (or of `apt-get install chromium`) is a visible step of its own, not a test that
+holds up the session's event loop (its Kafka consumers miss their heartbeats). A test that finds
+a tool missing anyway builds or installs it in a worker thread.
 """
 
 from __future__ import annotations
@@ -86,16 +92,44 @@ def hey(*, log: Callable[[str], None] = quiet) -> Path:
     return go_tool(HEY_MODULE, HEY_VERSION, "hey", log=log)
 
 
-# What `python -m tests.support.tools` builds when named; the suite needs kustomize only (`hey`
-# is for `make bench`).
-TOOLS: dict[str, Callable[..., Path]] = {"kustomize": kustomize, "hey": hey}
-SUITE_TOOLS = ("kustomize",)
+CHROMIUM_ENV = "OMNIROUTE_CHROMIUM"
+# Debian's package installs `chromium`; other systems name it otherwise, and any Chrome will do.
+CHROMIUM_PROGRAMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def chromium(*, log: Callable[[str], None] = quiet) -> Path:
+    """A Chromium (or Chrome) binary for the browser tests: `$OMNIROUTE_CHROMIUM`, else the first
+    of `CHROMIUM_PROGRAMS` on the PATH, else Debian's `chromium`, installed when running as root
+    on Debian or Ubuntu."""
+    configured = os.environ.get(CHROMIUM_ENV)
+    if configured:
+        binary = Path(configured)
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return binary
+        raise ToolUnavailable(f"{CHROMIUM_ENV}={configured} is not an executable file")
+    for name in CHROMIUM_PROGRAMS:
+        found = shutil.which(name)
+        if found is not None:
+            return Path(found)
+    try:
+        return system_program("chromium", "chromium", log=log)
+    except ToolUnavailable as exc:
+        raise ToolUnavailable(
+            f"{exc}; or install Google Chrome, or set {CHROMIUM_ENV} to a Chromium or Chrome "
+            "binary (on Ubuntu, where `chromium` is a snap, Google Chrome's .deb is simplest)"
+        ) from None
+
+
+# What `python -m tests.support.tools` builds or installs when named; the suite needs kustomize
+# and Chromium (`hey` is for `make bench`).
+TOOLS: dict[str, Callable[..., Path]] = {"kustomize": kustomize, "chromium": chromium, "hey": hey}
+SUITE_TOOLS = ("kustomize", "chromium")
 
 
 def system_program(name: str, debian_package: str, *, log: Callable[[str], None] = quiet) -> Path:
-    """A program the machine should have (Go, Maven, Java): found on the PATH, or installed
-    with Debian's `apt-get` when this runs as root (a fresh CI machine or container), or a
-    message saying what to install."""
+    """A program the machine should have (Go, Maven, Java, Chromium): found on the PATH, or
+    installed with Debian's `apt-get` when this runs as root (a fresh CI machine or container),
+    or a message saying what to install."""
     found = shutil.which(name)
     if found is not None:
         return Path(found)

@@ -1,6 +1,7 @@
 """The deployment files are valid and agree with the code: docker-compose.yml passes Compose's
-own validation, the kustomize manifests build, and every Kafka topic is declared with the
-partition count and config of services/contracts/topics.py.
+own validation, the kustomize manifests build, every service runs on the port the launcher
+gives it, and every Kafka topic is declared with the partition count and config of
+services/contracts/topics.py.
 
 The tests that run a binary are async and run it in a worker thread: the session's services and
 Kafka consumers share the event loop, and a test that held it for seconds (the first `go install`
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from services.contracts import topics
+from services.launcher.cli import SERVICES
 from tests.support.tools import docker_compose, kustomize, say
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,11 @@ DEPLOY = ROOT / "deploy"
 KUSTOMIZATIONS = [DEPLOY / "kubernetes" / "base", DEPLOY / "kubernetes" / "overlays" / "production"]
 
 IMAGE = "ghcr.io/omniroute/omniroute:0.1.0"
+# The services with a database of their own.
 PORTS = {"gateway": 8000, "inventory": 8001, "pricing": 8002, "orders": 8003, "webhooks": 8005}
+# The store console: no database, no Kafka; it calls the gateway only.
+CONSOLE_PORT = 8004
+ALL_PORTS = {**PORTS, "console": CONSOLE_PORT}
 # The migration step's order: the gateway's last, as in the docs.
 MIGRATION_ORDER = ["inventory", "pricing", "orders", "webhooks", "gateway"]
 # What each service consumes: its replicas beyond the smallest partition count get no partitions.
@@ -86,7 +92,7 @@ def run_kustomize_build(directory: Path) -> list[dict[str, Any]]:
 async def test_compose_file_is_valid_and_starts_everything_in_order() -> None:
     services = (await compose_config())["services"]
 
-    assert set(services) == {"kafka", "postgres", "migrate", *PORTS}
+    assert set(services) == {"kafka", "postgres", "migrate", *ALL_PORTS}
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for name, port in PORTS.items():
         service = services[name]
@@ -101,6 +107,50 @@ async def test_compose_file_is_valid_and_starts_everything_in_order() -> None:
             assert conditions["kafka"] == "service_healthy"
     assert set(PORTS) - {"gateway"} <= set(services["gateway"]["depends_on"])
     assert services["migrate"]["command"][-len(MIGRATION_ORDER) :] == MIGRATION_ORDER
+
+
+def test_every_service_is_served_on_the_port_the_launcher_gives_it() -> None:
+    assert {spec.name: spec.default_port for spec in SERVICES} == ALL_PORTS
+    assert {spec.name for spec in SERVICES if spec.database is not None} == set(PORTS)
+    serve = (DEPLOY / "docker" / "serve").read_text()
+    exposed = next(
+        line.split()[1:]
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("EXPOSE ")
+    )
+    for name, port in ALL_PORTS.items():
+        assert f"    {name}) port={port} ;;" in serve, name
+        assert str(port) in exposed, name
+
+
+async def test_compose_runs_the_console_after_the_gateway_and_publishes_it_locally() -> None:
+    services = (await compose_config())["services"]
+    console = services["console"]
+    env = console["environment"]
+
+    assert console["image"] == IMAGE
+    assert env["OMNIROUTE_SERVICE"] == "console"
+    assert env["OTEL_SERVICE_NAME"] == "omniroute-console"
+    assert env["OMNIROUTE_GATEWAY_URL"] == f"http://gateway:{PORTS['gateway']}"
+    # No database, no Kafka: the gateway is all it talks to.
+    assert not {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"} & set(env)
+    assert env["OMNIROUTE_CONSOLE_SESSION_MINUTES"] is None  # passed through only when set
+    conditions = {dep: spec["condition"] for dep, spec in console["depends_on"].items()}
+    assert conditions == {"gateway": "service_healthy"}
+    assert f"127.0.0.1:{CONSOLE_PORT}/readyz" in " ".join(console["healthcheck"]["test"])
+    assert "console" not in services["migrate"]["command"]
+    # People's screens and the API are published, on this machine only; nothing else is.
+    published = {
+        name: [
+            (port["host_ip"], port["target"], str(port["published"])) for port in service["ports"]
+        ]
+        for name, service in services.items()
+        if service.get("ports")
+    }
+    assert published == {
+        "gateway": [("127.0.0.1", 8000, "8000")],
+        "console": [("127.0.0.1", CONSOLE_PORT, str(CONSOLE_PORT))],
+    }
 
 
 async def test_compose_gives_each_service_its_database_and_the_gateway_every_url() -> None:
@@ -154,7 +204,7 @@ async def test_compose_observability_profile_adds_collector_and_jaeger() -> None
         for volume in services["otel-collector"]["volumes"]
     )
     assert yaml.safe_load(collector_config.read_text())["service"]["pipelines"]["traces"]
-    for name in PORTS:
+    for name in ALL_PORTS:
         assert (
             services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
             == env["OTEL_EXPORTER_OTLP_ENDPOINT"]
@@ -206,7 +256,7 @@ async def test_kustomize_builds_and_the_manifests_agree_with_the_code(directory:
     assert kafka["metadata"]["annotations"]["strimzi.io/node-pools"] == "enabled"
     assert by_kind["KafkaNodePool"]
 
-    for name, port in PORTS.items():
+    for name, port in ALL_PORTS.items():
         pod = by_kind["Deployment"][name]["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["image"] == IMAGE
@@ -220,7 +270,8 @@ async def test_kustomize_builds_and_the_manifests_agree_with_the_code(directory:
 
         hpa = by_kind["HorizontalPodAutoscaler"][name]["spec"]
         assert hpa["scaleTargetRef"]["name"] == name
-        if CONSUMES[name]:
+        assert by_kind["PodDisruptionBudget"][name]["spec"]["minAvailable"] == 1
+        if CONSUMES.get(name):
             partitions = min(spec.partitions for spec in CONSUMES[name])
             assert hpa["maxReplicas"] <= partitions, name
 
@@ -247,6 +298,7 @@ async def test_kustomize_builds_and_the_manifests_agree_with_the_code(directory:
         assert {f"{name}-database-url" for name in PORTS} <= set(secret["data"])
 
     assert_webhooks_network_policy(by_kind["NetworkPolicy"]["webhooks"]["spec"])
+    assert_console_manifests(by_kind)
 
 
 def secret_key(env: dict[str, Any]) -> str:
@@ -296,3 +348,33 @@ def assert_webhooks_network_policy(policy: dict[str, Any]) -> None:
         "192.168.0.0/16",
     }
     assert blocks["::/0"] >= {"fe80::/10", "fc00::/7"}
+
+
+def assert_console_manifests(by_kind: dict[str, dict[str, dict[str, Any]]]) -> None:
+    # The console reaches the gateway only, holds no secret, and keeps each person on the
+    # replica that holds their sign-in for as long as it lasts.
+    env = container_env(by_kind, by_kind["Deployment"]["console"])
+    assert env["OMNIROUTE_SERVICE"] == "console"
+    assert env["OTEL_SERVICE_NAME"] == "omniroute-console"
+    assert env["OMNIROUTE_GATEWAY_URL"] == f"http://gateway:{PORTS['gateway']}"
+    assert "DATABASE_URL" not in env
+    assert not [value for value in env.values() if isinstance(value, tuple)], "a Secret"
+
+    service = by_kind["Service"]["console"]["spec"]
+    assert service["sessionAffinity"] == "ClientIP"
+    session_seconds = float(env["OMNIROUTE_CONSOLE_SESSION_MINUTES"]) * 60
+    assert service["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] >= session_seconds
+
+    policy = by_kind["NetworkPolicy"]["console"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "console"}
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    (ingress,) = policy["ingress"]
+    assert "from" not in ingress  # people, through any Ingress controller
+    assert [port["port"] for port in ingress["ports"]] == [CONSOLE_PORT]
+    assert not any("ipBlock" in peer for rule in policy["egress"] for peer in rule.get("to", []))
+    (gateway,) = [rule for rule in policy["egress"] if {p["port"] for p in rule["ports"]} == {8000}]
+    assert gateway["to"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}
+    ]
+    egress_ports = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
+    assert egress_ports == {53, PORTS["gateway"], 4318}  # DNS, the gateway, traces

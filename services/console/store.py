@@ -1,0 +1,476 @@
+"""The store console: the store's queue (live), a fulfillment with why it came here and what to do
+with it, stock anywhere nearest first, returns at the counter, and stock adjustments."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sse_starlette import EventSourceResponse
+
+from services.console.gateway import Gateway, Refused, SignedOut
+from services.console.sessions import Session
+from services.console.web import (
+    Console,
+    NotAllowed,
+    StaffSession,
+    check_csrf,
+    flash,
+    form_list,
+    render,
+    see_other,
+    sessions_of,
+)
+
+router = APIRouter()
+
+OPEN = ("pending", "reserved", "accepted", "ready_for_pickup")
+"""Statuses in which a fulfillment is still work for its store."""
+
+REJECT_CODES = {
+    "not_in_stock": "Not in stock (corrects our stock)",
+    "damaged": "Damaged (writes the units off)",
+    "no_capacity": "No capacity to pick or pack",
+    "other": "Other",
+}
+ADJUSTMENT_REASONS = {
+    "receipt": "Receipt (units arrived)",
+    "pos_sale": "Sale at the till",
+    "count_correction": "Count correction",
+    "damage": "Damage",
+}
+
+
+def store_of(session: Session, store: str | None) -> str:
+    """The store the page is about: a store key's own; an admin names one."""
+    if session.person.role == "store":
+        assert session.person.store_id is not None
+        return session.person.store_id
+    if not store:
+        raise NotAllowed("choose a store from the command center first")
+    return store
+
+
+async def open_work(gateway: Gateway, session: Session, store_id: str) -> list[dict[str, Any]]:
+    work: list[dict[str, Any]] = []
+    for status in OPEN:
+        page = await gateway.get(
+            session.api_key, f"/stores/{store_id}/fulfillments", status=status, limit=200
+        )
+        work.extend(page["items"])
+    work.sort(key=lambda f: f["created_at"])
+    return work
+
+
+def queue_context(session: Session, work: list[dict[str, Any]]) -> dict[str, Any]:
+    """The queue with the fulfillments this person has not seen yet marked new."""
+    fresh = {f["fulfillment_id"] for f in work} - session.seen
+    first_look = not session.queue_shown  # what was there at sign-in is not news
+    session.queue_shown = True
+    session.seen |= fresh
+    return {"work": work, "new": set() if first_look else fresh}
+
+
+@router.get("/store", response_class=HTMLResponse)
+async def queue_page(
+    request: Request, session: StaffSession, gateway: Console, store: str | None = None
+) -> Response:
+    """The store's open work, oldest first; new work appears without a reload."""
+    store_id = store_of(session, store)
+    work = await open_work(gateway, session, store_id)
+    return render(
+        request,
+        "store.html",
+        session,
+        store_id=store_id,
+        store_query=f"?store={store_id}" if session.person.is_admin else "",
+        **queue_context(session, work),
+    )
+
+
+@router.get("/store/events")
+async def queue_events(
+    request: Request, session: StaffSession, gateway: Console, store: str | None = None
+) -> EventSourceResponse:
+    """Server-sent events: the queue again whenever it changes; `signed-out` when the key
+    stopped working."""
+    store_id = store_of(session, store)
+    templates = request.app.state.templates
+    interval = request.app.state.settings.console_refresh_seconds
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        shown: list[tuple[str, str]] | None = None
+        while True:
+            try:
+                work = await open_work(gateway, session, store_id)
+            except SignedOut:
+                sessions_of(request).end(session.id)
+                yield {"event": "signed-out", "data": _ended(templates)}
+                return
+            except Refused as refused:
+                yield {"event": "notice", "data": f"{refused.title}: {refused.detail}"}
+                await asyncio.sleep(interval)
+                continue
+            state = [(f["fulfillment_id"], f["status"]) for f in work]
+            if state != shown:
+                shown = state
+                html = templates.get_template("_queue.html").render(
+                    session=session,
+                    store_query=f"?store={store_id}" if session.person.is_admin else "",
+                    **queue_context(session, work),
+                )
+                yield {"event": "queue", "data": html}
+            await asyncio.sleep(interval)
+
+    return EventSourceResponse(events(), ping=15)
+
+
+def _ended(templates: Any) -> str:
+    return str(templates.get_template("_signed_out.html").render())
+
+
+def _plain_reasons(routing: dict[str, Any], location_id: str) -> dict[str, Any]:
+    """The routing decision that sent work here, in the words a picker can use."""
+    for attempt in reversed(routing.get("attempts", [])):
+        if any(choice["location_id"] == location_id for choice in attempt["chosen"]):
+            here = next((c for c in attempt["candidates"] if c["location_id"] == location_id), None)
+            others = [c for c in attempt["candidates"] if c["location_id"] != location_id]
+            return {
+                "explanation": attempt["explanation"],
+                "trigger": attempt["trigger"],
+                "rules": attempt["rules_applied"],
+                "here": here,
+                "others": others[:5],
+                "attempt": attempt["attempt"],
+            }
+    return {}
+
+
+@router.get("/fulfillments/{fulfillment_id}", response_class=HTMLResponse)
+async def fulfillment_page(
+    request: Request,
+    fulfillment_id: str,
+    session: StaffSession,
+    gateway: Console,
+    store: str | None = None,
+) -> Response:
+    """A fulfillment: its lines, why it was routed here, and the next steps."""
+    store_id = store_of(session, store)
+    fulfillment = await gateway.get(session.api_key, f"/fulfillments/{fulfillment_id}")
+    order = await gateway.get(session.api_key, f"/orders/{fulfillment['order_id']}")
+    routing = await gateway.get(session.api_key, f"/orders/{fulfillment['order_id']}/routing")
+    stores: list[dict[str, Any]] = []
+    waiting = fulfillment["method"] in ("pickup", "reserve") and fulfillment["status"] in (
+        "pending",
+        "reserved",
+    )
+    if waiting:
+        stores = [s for s in await gateway.get(session.api_key, "/locations", type="store")]
+    return render(
+        request,
+        "fulfillment.html",
+        session,
+        store_id=store_id,
+        store_query=f"?store={store_id}" if session.person.is_admin else "",
+        fulfillment=fulfillment,
+        order=order,
+        why=_plain_reasons(routing, fulfillment["location_id"]),
+        reject_codes=REJECT_CODES,
+        stores=[s for s in stores if s["location_id"] != fulfillment.get("pickup_store_id")],
+    )
+
+
+@router.post("/fulfillments/{fulfillment_id}/{step}")
+async def fulfillment_step(
+    request: Request,
+    fulfillment_id: str,
+    step: str,
+    session: StaffSession,
+    gateway: Console,
+    store: str | None = None,
+) -> Response:
+    """Ready, hand over, ship, reject, or move the pickup to another store."""
+    form = await request.form()
+    check_csrf(session, str(form.get("csrf_token", "")))
+    back = f"/fulfillments/{fulfillment_id}" + (f"?store={store}" if store else "")
+    try:
+        if step == "ready":
+            await gateway.post(session.api_key, f"/fulfillments/{fulfillment_id}/ready")
+            flash(session, "Marked ready: the customer can collect it.", "success")
+        elif step == "handover":
+            order_id = str(form.get("order_id", "")).strip()
+            fulfillment = await gateway.get(session.api_key, f"/fulfillments/{fulfillment_id}")
+            if order_id != fulfillment["order_id"]:
+                flash(
+                    session,
+                    "That order number is not this collection's: check the number the "
+                    "customer shows.",
+                    "error",
+                )
+                return see_other(back)
+            await gateway.post(session.api_key, f"/fulfillments/{fulfillment_id}/handover")
+            flash(session, f"Handed over: order {order_id} is collected.", "success")
+        elif step == "ship":
+            await gateway.post(
+                session.api_key,
+                f"/fulfillments/{fulfillment_id}/ship",
+                {
+                    "carrier": str(form.get("carrier", "")).strip(),
+                    "tracking_number": str(form.get("tracking_number", "")).strip(),
+                },
+            )
+            flash(session, "Shipped.", "success")
+        elif step == "reject":
+            await gateway.post(
+                session.api_key,
+                f"/fulfillments/{fulfillment_id}/reject",
+                {
+                    "code": str(form.get("code", "other")),
+                    "reason": str(form.get("reason", "")).strip(),
+                },
+            )
+            flash(session, "Rejected: the order is routed again elsewhere.", "success")
+        elif step == "pickup-store":
+            fulfillment = await gateway.get(session.api_key, f"/fulfillments/{fulfillment_id}")
+            new_store = str(form.get("store_id", ""))
+            await gateway.post(
+                session.api_key,
+                f"/orders/{fulfillment['order_id']}/pickup-store",
+                {"store_id": new_store},
+            )
+            flash(session, f"The customer now collects at {new_store}.", "success")
+            return see_other("/store" + (f"?store={store}" if store else ""))
+        else:
+            flash(session, f"There is no step {step!r}.", "error")
+    except SignedOut:
+        raise
+    except Refused as refused:
+        flash(session, f"{refused.title}: {refused.detail}", "error")
+    return see_other(back)
+
+
+# Stock anywhere
+
+
+@router.get("/stock", response_class=HTMLResponse)
+async def stock_page(
+    request: Request, session: StaffSession, gateway: Console, q: str = "", store: str | None = None
+) -> Response:
+    """Find a sku by its code or name; see it nearest first."""
+    store_id = store_of(session, store)
+    results = await _stock_results(gateway, session, store_id, q) if q else None
+    return render(
+        request,
+        "stock.html",
+        session,
+        store_id=store_id,
+        store_query=f"?store={store_id}" if session.person.is_admin else "",
+        q=q,
+        results=results,
+    )
+
+
+@router.get("/stock/results", response_class=HTMLResponse)
+async def stock_results(
+    request: Request, session: StaffSession, gateway: Console, q: str = "", store: str | None = None
+) -> Response:
+    """The search results alone, for typing as you go (htmx)."""
+    store_id = store_of(session, store)
+    results = await _stock_results(gateway, session, store_id, q) if q.strip() else None
+    return render(request, "_stock_results.html", session, q=q, results=results)
+
+
+async def _stock_results(
+    gateway: Gateway, session: Session, store_id: str, q: str
+) -> dict[str, Any]:
+    q = q.strip()[:64]
+    try:
+        products = (await gateway.get(session.api_key, "/products", q=q, limit=10))["items"]
+    except Refused as refused:
+        if refused.status != 422:
+            raise
+        products = []
+    skus = [p["sku"] for p in products]
+    names = {p["sku"]: p["name"] for p in products}
+    if not skus:
+        skus = [q.upper()]
+    here = await gateway.get(session.api_key, f"/locations/{store_id}")
+    try:
+        availability = await gateway.get(
+            session.api_key, "/availability", sku=skus, near=f"{here['lat']},{here['lon']}"
+        )
+    except Refused as refused:
+        return {"items": [], "error": f"{refused.title}: {refused.detail}"}
+    items = []
+    for item in availability["items"]:
+        items.append({**item, "name": names.get(item["sku"]) or item.get("name")})
+    return {"items": items, "here": here, "error": None}
+
+
+# Returns at the counter
+
+
+@router.get("/returns", response_class=HTMLResponse)
+async def returns_page(
+    request: Request,
+    session: StaffSession,
+    gateway: Console,
+    order_id: str = "",
+    store: str | None = None,
+) -> Response:
+    """Find the order, pick the units and their condition."""
+    store_id = store_of(session, store)
+    order = None
+    error = None
+    if order_id.strip():
+        try:
+            order = await gateway.get(session.api_key, f"/orders/{order_id.strip()}")
+        except Refused as refused:
+            error = f"{refused.title}: {refused.detail}"
+    return render(
+        request,
+        "returns.html",
+        session,
+        store_id=store_id,
+        store_query=f"?store={store_id}" if session.person.is_admin else "",
+        order_id=order_id,
+        order=order,
+        error=error,
+    )
+
+
+def _return_body(form: Any, order_id: str, store_id: str) -> dict[str, Any]:
+    quantities = form_list(form, "quantity")
+    conditions = form_list(form, "condition")
+    lines = [
+        {"sku": sku, "quantity": int(units), "condition": conditions.get(sku, "resellable")}
+        for sku, units in quantities.items()
+        if units.isdigit() and int(units) > 0
+    ]
+    return {
+        "order_id": order_id,
+        "store_id": store_id,
+        "lines": lines,
+        "reason": str(form.get("reason", "")).strip() or "returned at the counter",
+    }
+
+
+@router.post("/returns/{order_id}/preview", response_class=HTMLResponse)
+async def return_preview(
+    request: Request,
+    order_id: str,
+    session: StaffSession,
+    gateway: Console,
+    store: str | None = None,
+) -> Response:
+    """What the chosen units refund, before anything is done."""
+    store_id = store_of(session, store)
+    form = await request.form()
+    check_csrf(session, str(form.get("csrf_token", "")))
+    body = _return_body(form, order_id, store_id)
+    if not body["lines"]:
+        return render(request, "_return_preview.html", session, error="Choose at least one unit.")
+    try:
+        preview = await gateway.post(session.api_key, "/returns/preview", body)
+    except SignedOut:
+        raise
+    except Refused as refused:
+        return render(
+            request, "_return_preview.html", session, error=f"{refused.title}: {refused.detail}"
+        )
+    return render(
+        request,
+        "_return_preview.html",
+        session,
+        preview=preview,
+        body_json=json.dumps(body),
+        order_id=order_id,
+        store_query=f"?store={store_id}" if session.person.is_admin else "",
+    )
+
+
+@router.post("/returns/{order_id}", response_class=HTMLResponse)
+async def take_return(
+    request: Request,
+    order_id: str,
+    session: StaffSession,
+    gateway: Console,
+    body_json: Annotated[str, Form()],
+    csrf_token: Annotated[str, Form()] = "",
+    store: str | None = None,
+) -> Response:
+    """Take the units back and refund them."""
+    check_csrf(session, csrf_token)
+    store_id = store_of(session, store)
+    body = json.loads(body_json)
+    body["order_id"], body["store_id"] = order_id, store_id
+    try:
+        taken = await gateway.post(session.api_key, "/returns", body)
+    except SignedOut:
+        raise
+    except Refused as refused:
+        flash(session, f"{refused.title}: {refused.detail}", "error")
+        return see_other(f"/returns?order_id={order_id}" + (f"&store={store}" if store else ""))
+    return render(
+        request,
+        "return_done.html",
+        session,
+        store_id=store_id,
+        store_query=f"?store={store_id}" if session.person.is_admin else "",
+        taken=taken,
+    )
+
+
+# Stock adjustments
+
+
+@router.get("/adjust", response_class=HTMLResponse)
+async def adjust_page(
+    request: Request, session: StaffSession, store: str | None = None
+) -> Response:
+    """Record a receipt, a till sale, a count correction or damage."""
+    store_id = store_of(session, store)
+    return render(
+        request,
+        "adjust.html",
+        session,
+        store_id=store_id,
+        store_query=f"?store={store_id}" if session.person.is_admin else "",
+        reasons=ADJUSTMENT_REASONS,
+    )
+
+
+@router.post("/adjust")
+async def adjust(
+    request: Request,
+    session: StaffSession,
+    gateway: Console,
+    sku: Annotated[str, Form(max_length=64)],
+    delta: Annotated[int, Form(ge=-10_000_000, le=10_000_000)],
+    reason: Annotated[str, Form(max_length=32)],
+    note: Annotated[str, Form(max_length=500)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    store: str | None = None,
+) -> Response:
+    """Apply the adjustment and say what the stock is now."""
+    check_csrf(session, csrf_token)
+    store_id = store_of(session, store)
+    body: dict[str, Any] = {"sku": sku.strip(), "delta": delta, "reason": reason}
+    if note.strip():
+        body["note"] = note.strip()
+    try:
+        level = await gateway.post(session.api_key, f"/stores/{store_id}/stock-adjustments", body)
+        flash(
+            session,
+            f"{level['sku']} at {store_id}: {level['on_hand']} on hand, {level['available']} available.",
+            "success",
+        )
+    except SignedOut:
+        raise
+    except Refused as refused:
+        flash(session, f"{refused.title}: {refused.detail}", "error")
+    return see_other("/adjust" + (f"?store={store}" if store else ""))
