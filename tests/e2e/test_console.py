@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.e2e.conftest import LISBON, Retail, Stack, near, ok
+from tests.e2e.conftest import LISBON, Retail, Stack, address, near, ok
 from tests.support.browser import screenshot
 from tests.support.kafka import eventually
 
@@ -150,13 +150,17 @@ async def test_store_staff_reject_with_a_reason_move_a_pickup_and_adjust_stock(
     await page.get_by_label("The customer wants to collect at").select_option(other)
     await page.get_by_role("button", name="Change the pickup store").click()
     await expect(page.get_by_text(f"The customer now collects at {other}.")).to_be_visible()
-    order = await retail.until(shop, moving, "confirmed")
-    assert any(
-        f["location_id"] == other and f["status"] == "reserved" for f in order["fulfillments"]
-    )
+
+    async def moved() -> bool:
+        order = ok(await shop.get(f"/v1/orders/{moving}"))
+        return any(
+            f["location_id"] == other and f["status"] == "reserved" for f in order["fulfillments"]
+        )
+
+    await eventually(moved, timeout=20)
 
     # The units are not on the shelf: rejected with a reason code, routed elsewhere.
-    await page.get_by_role("link", name="Queue").click()
+    await page.get_by_role("link", name="Queue", exact=True).click()
     await page.get_by_role("link", name=rejected).click()
     await page.get_by_label("Cannot serve it because").select_option("not_in_stock")
     await page.get_by_label("In a few words").fill(f"shelf empty {HOSTILE}")
@@ -164,6 +168,23 @@ async def test_store_staff_reject_with_a_reason_move_a_pickup_and_adjust_stock(
     await expect(page.get_by_text("Rejected: the order is routed again elsewhere.")).to_be_visible()
     await expect(page.get_by_text(f"not_in_stock: shelf empty {HOSTILE}")).to_be_visible()
     await nothing_ran(page)
+
+    # Ship from store: a delivery only this store has the stock for.
+    parcel = retail.sku("tarp")
+    await retail.price(parcel, 1500)
+    await retail.stock(store, parcel, 1)
+    await retail.routing_sees(parcel, store, 1)
+    shipped = await retail.place(
+        shop, {parcel: 1}, {"method": "delivery", "address": address(near(LISBON, 2.5))}
+    )
+    await retail.until(shop, shipped, "confirmed")
+    await page.get_by_role("link", name="Queue", exact=True).click()
+    await page.get_by_role("link", name=shipped).click(timeout=ARRIVES_MS)
+    await page.get_by_label("Carrier").fill("CTT")
+    await page.get_by_label("Tracking number").fill(f"CTT-{retail.tag}")
+    await page.get_by_role("button", name="Shipped").click()
+    await expect(page.get_by_text("Shipped.")).to_be_visible()
+    await expect(page.get_by_text(f"CTT CTT-{retail.tag}")).to_be_visible()
 
     # A delivery arrived: three more.
     await page.get_by_role("link", name="Adjust stock").click()
@@ -180,6 +201,11 @@ async def test_store_staff_reject_with_a_reason_move_a_pickup_and_adjust_stock(
     await page.get_by_role("button", name="Apply").click()
     await expect(page.locator(".flash.error")).to_be_visible()
     assert "Traceback" not in await page.content()
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await page.goto(f"{stack.console_url}/store")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
 async def test_a_revoked_key_ends_the_session_within_seconds(
