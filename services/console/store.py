@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from services.console.web import (
 
 router = APIRouter()
 
+SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
 OPEN = ("pending", "reserved", "accepted", "ready_for_pickup")
 """Statuses in which a fulfillment is still work for its store."""
 
@@ -297,7 +299,10 @@ async def _stock_results(
     skus = [p["sku"] for p in products]
     names = {p["sku"]: p["name"] for p in products}
     if not skus:
-        skus = [q.upper()]
+        if not SKU.fullmatch(q):
+            return {"items": [], "error": None}
+        # A sku without a name in the catalog, as typed (and in capitals, as skus usually are).
+        skus = list(dict.fromkeys([q, q.upper()]))
     here = await gateway.get(session.api_key, f"/locations/{store_id}")
     try:
         availability = await gateway.get(

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +29,7 @@ from services.infrastructure.broker import create_broker, ensure_topics
 from services.infrastructure.database import UnitOfWork, create_engine
 from services.infrastructure.errors import (
     PROBLEM_JSON,
+    InvalidRequest,
     ServiceUnavailable,
     install_problem_handlers,
 )
@@ -218,7 +221,13 @@ def create_service_app(
             await runtime.engine.dispose()
         log.info("%s stopped", settings.service_name)
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        dependencies=[Depends(one_value_per_query_parameter)],
+    )
     install_problem_handlers(app)
     instrument(app)
     app.state.runtime = runtime
@@ -228,6 +237,58 @@ def create_service_app(
 
     app.add_middleware(RequestMetrics, service=settings.service_name)
     return app
+
+
+async def one_value_per_query_parameter(request: Request) -> None:
+    """A query parameter that takes one value, given twice, is a 422: which one would count is
+    a guess (FastAPI would quietly take the last), and the document promises one value."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    single = {name for name, many in _query_parameters(dependant) if not many}
+    counts: dict[str, int] = {}
+    for name, _ in request.query_params.multi_items():
+        counts[name] = counts.get(name, 0) + 1
+    repeated = sorted(name for name, n in counts.items() if n > 1 and name in single)
+    if repeated:
+        raise InvalidRequest(
+            "query parameters that take one value were given more than once: "
+            + ", ".join(f"{name!r} ({counts[name]} times)" for name in repeated),
+            errors=[
+                {"loc": ["query", name], "msg": "takes one value", "type": "repeated"}
+                for name in repeated
+            ],
+        )
+
+
+def _query_parameters(dependant: Any) -> list[tuple[str, bool]]:
+    """Each query parameter's name and whether it takes a list, from the route's dependencies
+    and the fields of query models (`Annotated[Model, Query()]`)."""
+    found = []
+    for parameter in dependant.query_params:
+        annotation = parameter.field_info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for name, inner in annotation.model_fields.items():
+                found.append((inner.alias or name, _takes_many(inner)))
+        else:
+            found.append((parameter.alias, _takes_many(parameter.field_info)))
+    for sub in dependant.dependencies:
+        found.extend(_query_parameters(sub))
+    return found
+
+
+def _takes_many(field_info: Any) -> bool:
+    """Whether a query parameter's annotation is a list (or tuple, or set), optional or not."""
+    pending = [field_info.annotation]
+    while pending:
+        annotation = pending.pop()
+        origin = typing.get_origin(annotation)
+        if origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset):
+            return True
+        if origin is not None:
+            pending.extend(typing.get_args(annotation))
+    return False
 
 
 PROBLEM_RESPONSES_503 = {

@@ -285,11 +285,21 @@ class Retail:
     ) -> dict[str, Any]:
         """The order once it reaches one of `statuses`."""
 
-        async def check() -> dict[str, Any] | None:
-            order: dict[str, Any] = ok(await reader.get(f"/v1/orders/{order_id}"))
-            return order if order["status"] in statuses else None
+        seen: dict[str, Any] = {}
 
-        return await eventually(check, timeout=timeout, interval=0.2)  # type: ignore[no-any-return]
+        async def check() -> dict[str, Any] | None:
+            nonlocal seen
+            seen = ok(await reader.get(f"/v1/orders/{order_id}"))
+            return seen if seen["status"] in statuses else None
+
+        try:
+            return await eventually(check, timeout=timeout, interval=0.2)  # type: ignore[no-any-return]
+        except AssertionError:
+            raise AssertionError(
+                f"order {order_id} is {seen.get('status')} ({seen.get('status_reason')}), "
+                f"not {statuses}, after {timeout} s; its fulfillments: "
+                f"{[(f['location_id'], f['status'], f['status_reason']) for f in seen.get('fulfillments', [])]}"
+            ) from None
 
     async def available(self, sku: str, location_id: str) -> dict[str, Any]:
         """The stock of `sku` at `location_id`, as availability reports it."""

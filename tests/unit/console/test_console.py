@@ -24,6 +24,7 @@ class FakeGateway:
     def __init__(self) -> None:
         self.revoked: set[str] = set()
         self.posts: list[tuple[str, Any]] = []
+        self.asked: list[Any] = []
 
     async def aclose(self) -> None:
         return None
@@ -49,6 +50,13 @@ class FakeGateway:
                     }
                 ]
             return {"items": items, "next_cursor": None}
+        if path == "/products":
+            return {"items": []}
+        if path == "/locations/store-1":
+            return {"location_id": "store-1", "lat": 52.37, "lon": 4.9}
+        if path == "/availability":
+            self.asked.append(params["sku"])
+            return {"items": []}
         if path == "/orders/missing":
             raise Refused(404, "Not found", f"order 'missing' does not exist {HOSTILE}")
         raise AssertionError(f"unexpected GET {path}")
@@ -160,3 +168,16 @@ async def test_pages_carry_a_content_security_policy(console: httpx.AsyncClient)
     page = await console.get("/sign-in")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_search_for_a_name_nothing_has_says_so_and_asks_no_stock(
+    console: httpx.AsyncClient,
+) -> None:
+    await sign_in(console, STORE_KEY)
+    fake: FakeGateway = console.fake  # type: ignore[attr-defined]
+    page = await console.get("/stock/results", params={"q": "storm lantern"})
+    assert page.status_code == 200
+    assert "No sku or product matches" in page.text
+    assert fake.asked == []  # not a sku either: availability is not asked
+    await console.get("/stock/results", params={"q": "tee-1"})
+    assert fake.asked == [["tee-1", "TEE-1"]]
