@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from services.console import auth, operations, store
+from services.console import auth, counter, operations, stock, store
 from services.console.gateway import Gateway, Refused, SignedOut
 from services.console.sessions import COOKIE, Sessions
 from services.console.settings import ConsoleSettings
@@ -59,6 +59,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(auth.router)
     app.include_router(store.router)
+    app.include_router(stock.router)
+    app.include_router(counter.router)
     app.include_router(operations.router)
     _install_error_pages(app)
 

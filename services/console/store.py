@@ -1,15 +1,13 @@
-"""The store console: the store's queue (live), a fulfillment with why it came here and what to do
-with it, stock anywhere nearest first, returns at the counter, and stock adjustments."""
+"""The store console's work: the store's queue (live), and a fulfillment with why it came here and
+what to do with it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sse_starlette import EventSourceResponse
 
@@ -17,19 +15,17 @@ from services.console.gateway import Gateway, Refused, SignedOut
 from services.console.sessions import Session
 from services.console.web import (
     Console,
-    NotAllowed,
     StaffSession,
     check_csrf,
     flash,
-    form_list,
     render,
     see_other,
     sessions_of,
+    store_of,
 )
 
 router = APIRouter()
 
-SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
 OPEN = ("pending", "reserved", "accepted", "ready_for_pickup")
 """Statuses in which a fulfillment is still work for its store."""
 
@@ -39,22 +35,6 @@ REJECT_CODES = {
     "no_capacity": "No capacity to pick or pack",
     "other": "Other",
 }
-ADJUSTMENT_REASONS = {
-    "receipt": "Receipt (units arrived)",
-    "pos_sale": "Sale at the till",
-    "count_correction": "Count correction",
-    "damage": "Damage",
-}
-
-
-def store_of(session: Session, store: str | None) -> str:
-    """The store the page is about: a store key's own; an admin names one."""
-    if session.person.role == "store":
-        assert session.person.store_id is not None
-        return session.person.store_id
-    if not store:
-        raise NotAllowed("choose a store from the command center first")
-    return store
 
 
 async def open_work(gateway: Gateway, session: Session, store_id: str) -> list[dict[str, Any]]:
@@ -253,229 +233,3 @@ async def fulfillment_step(
     except Refused as refused:
         flash(session, f"{refused.title}: {refused.detail}", "error")
     return see_other(back)
-
-
-# Stock anywhere
-
-
-@router.get("/stock", response_class=HTMLResponse)
-async def stock_page(
-    request: Request, session: StaffSession, gateway: Console, q: str = "", store: str | None = None
-) -> Response:
-    """Find a sku by its code or name; see it nearest first."""
-    store_id = store_of(session, store)
-    results = await _stock_results(gateway, session, store_id, q) if q else None
-    return render(
-        request,
-        "stock.html",
-        session,
-        store_id=store_id,
-        store_query=f"?store={store_id}" if session.person.is_admin else "",
-        q=q,
-        results=results,
-    )
-
-
-@router.get("/stock/results", response_class=HTMLResponse)
-async def stock_results(
-    request: Request, session: StaffSession, gateway: Console, q: str = "", store: str | None = None
-) -> Response:
-    """The search results alone, for typing as you go (htmx)."""
-    store_id = store_of(session, store)
-    results = await _stock_results(gateway, session, store_id, q) if q.strip() else None
-    return render(request, "_stock_results.html", session, q=q, results=results)
-
-
-async def _stock_results(
-    gateway: Gateway, session: Session, store_id: str, q: str
-) -> dict[str, Any]:
-    q = q.strip()[:64]
-    try:
-        products = (await gateway.get(session.api_key, "/products", q=q, limit=10))["items"]
-    except Refused as refused:
-        if refused.status != 422:
-            raise
-        products = []
-    skus = [p["sku"] for p in products]
-    names = {p["sku"]: p["name"] for p in products}
-    if not skus:
-        if not SKU.fullmatch(q):
-            return {"items": [], "error": None}
-        # A sku without a name in the catalog, as typed (and in capitals, as skus usually are).
-        skus = list(dict.fromkeys([q, q.upper()]))
-    here = await gateway.get(session.api_key, f"/locations/{store_id}")
-    try:
-        availability = await gateway.get(
-            session.api_key, "/availability", sku=skus, near=f"{here['lat']},{here['lon']}"
-        )
-    except Refused as refused:
-        return {"items": [], "error": f"{refused.title}: {refused.detail}"}
-    items = []
-    for item in availability["items"]:
-        items.append({**item, "name": names.get(item["sku"]) or item.get("name")})
-    return {"items": items, "here": here, "error": None}
-
-
-# Returns at the counter
-
-
-@router.get("/returns", response_class=HTMLResponse)
-async def returns_page(
-    request: Request,
-    session: StaffSession,
-    gateway: Console,
-    order_id: str = "",
-    store: str | None = None,
-) -> Response:
-    """Find the order, pick the units and their condition."""
-    store_id = store_of(session, store)
-    order = None
-    error = None
-    if order_id.strip():
-        try:
-            order = await gateway.get(session.api_key, f"/orders/{order_id.strip()}")
-        except Refused as refused:
-            error = f"{refused.title}: {refused.detail}"
-    return render(
-        request,
-        "returns.html",
-        session,
-        store_id=store_id,
-        store_query=f"?store={store_id}" if session.person.is_admin else "",
-        order_id=order_id,
-        order=order,
-        error=error,
-    )
-
-
-def _return_body(form: Any, order_id: str, store_id: str) -> dict[str, Any]:
-    quantities = form_list(form, "quantity")
-    conditions = form_list(form, "condition")
-    lines = [
-        {"sku": sku, "quantity": int(units), "condition": conditions.get(sku, "resellable")}
-        for sku, units in quantities.items()
-        if units.isdigit() and int(units) > 0
-    ]
-    return {
-        "order_id": order_id,
-        "store_id": store_id,
-        "lines": lines,
-        "reason": str(form.get("reason", "")).strip() or "returned at the counter",
-    }
-
-
-@router.post("/returns/{order_id}/preview", response_class=HTMLResponse)
-async def return_preview(
-    request: Request,
-    order_id: str,
-    session: StaffSession,
-    gateway: Console,
-    store: str | None = None,
-) -> Response:
-    """What the chosen units refund, before anything is done."""
-    store_id = store_of(session, store)
-    form = await request.form()
-    check_csrf(session, str(form.get("csrf_token", "")))
-    body = _return_body(form, order_id, store_id)
-    if not body["lines"]:
-        return render(request, "_return_preview.html", session, error="Choose at least one unit.")
-    try:
-        preview = await gateway.post(session.api_key, "/returns/preview", body)
-    except SignedOut:
-        raise
-    except Refused as refused:
-        return render(
-            request, "_return_preview.html", session, error=f"{refused.title}: {refused.detail}"
-        )
-    return render(
-        request,
-        "_return_preview.html",
-        session,
-        preview=preview,
-        body_json=json.dumps(body),
-        order_id=order_id,
-        store_query=f"?store={store_id}" if session.person.is_admin else "",
-    )
-
-
-@router.post("/returns/{order_id}", response_class=HTMLResponse)
-async def take_return(
-    request: Request,
-    order_id: str,
-    session: StaffSession,
-    gateway: Console,
-    body_json: Annotated[str, Form()],
-    csrf_token: Annotated[str, Form()] = "",
-    store: str | None = None,
-) -> Response:
-    """Take the units back and refund them."""
-    check_csrf(session, csrf_token)
-    store_id = store_of(session, store)
-    body = json.loads(body_json)
-    body["order_id"], body["store_id"] = order_id, store_id
-    try:
-        taken = await gateway.post(session.api_key, "/returns", body)
-    except SignedOut:
-        raise
-    except Refused as refused:
-        flash(session, f"{refused.title}: {refused.detail}", "error")
-        return see_other(f"/returns?order_id={order_id}" + (f"&store={store}" if store else ""))
-    return render(
-        request,
-        "return_done.html",
-        session,
-        store_id=store_id,
-        store_query=f"?store={store_id}" if session.person.is_admin else "",
-        taken=taken,
-    )
-
-
-# Stock adjustments
-
-
-@router.get("/adjust", response_class=HTMLResponse)
-async def adjust_page(
-    request: Request, session: StaffSession, store: str | None = None
-) -> Response:
-    """Record a receipt, a till sale, a count correction or damage."""
-    store_id = store_of(session, store)
-    return render(
-        request,
-        "adjust.html",
-        session,
-        store_id=store_id,
-        store_query=f"?store={store_id}" if session.person.is_admin else "",
-        reasons=ADJUSTMENT_REASONS,
-    )
-
-
-@router.post("/adjust")
-async def adjust(
-    request: Request,
-    session: StaffSession,
-    gateway: Console,
-    sku: Annotated[str, Form(max_length=64)],
-    delta: Annotated[int, Form(ge=-10_000_000, le=10_000_000)],
-    reason: Annotated[str, Form(max_length=32)],
-    note: Annotated[str, Form(max_length=500)] = "",
-    csrf_token: Annotated[str, Form()] = "",
-    store: str | None = None,
-) -> Response:
-    """Apply the adjustment and say what the stock is now."""
-    check_csrf(session, csrf_token)
-    store_id = store_of(session, store)
-    body: dict[str, Any] = {"sku": sku.strip(), "delta": delta, "reason": reason}
-    if note.strip():
-        body["note"] = note.strip()
-    try:
-        level = await gateway.post(session.api_key, f"/stores/{store_id}/stock-adjustments", body)
-        flash(
-            session,
-            f"{level['sku']} at {store_id}: {level['on_hand']} on hand, {level['available']} available.",
-            "success",
-        )
-    except SignedOut:
-        raise
-    except Refused as refused:
-        flash(session, f"{refused.title}: {refused.detail}", "error")
-    return see_other("/adjust" + (f"?store={store}" if store else ""))

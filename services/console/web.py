@@ -124,3 +124,13 @@ def form_list(form: Mapping[str, Any], prefix: str) -> dict[str, str]:
         if name.startswith(prefix + "[") and name.endswith("]"):
             found[name[len(prefix) + 1 : -1]] = str(value)
     return found
+
+
+def store_of(session: Session, store: str | None) -> str:
+    """The store the page is about: a store key's own; an admin names one."""
+    if session.person.role == "store":
+        assert session.person.store_id is not None
+        return session.person.store_id
+    if not store:
+        raise NotAllowed("choose a store from the command center first")
+    return store
