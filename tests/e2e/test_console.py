@@ -47,6 +47,40 @@ async def every_control_is_labelled(page: Page) -> None:
     assert unlabelled == [], f"controls without a label on {page.url}: {unlabelled}"
 
 
+CONTRAST = """() => {
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const [r, g, b, a] = rgb(getComputedStyle(el).backgroundColor);
+      if (a === undefined || a > 0) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  const failing = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    const style = getComputedStyle(el);
+    if (!own || style.visibility === "hidden" || el.offsetParent === null) continue;
+    const [fg, bg] = [lum(rgb(style.color)), lum(background(el))];
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < needed) failing.push(`${el.tagName} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+  }
+  return failing;
+}"""
+
+
+async def text_has_contrast(page: Page) -> None:
+    """WCAG AA: 4.5:1 for text, 3:1 for large text, against the background it is shown on."""
+    failing = await page.evaluate(CONTRAST)
+    assert failing == [], f"text below WCAG AA contrast on {page.url}: {failing}"
+
+
 async def nothing_ran(page: Page) -> None:
     assert await page.evaluate("() => window.hacked === undefined"), "injected script ran"
 
@@ -69,6 +103,7 @@ async def test_store_staff_take_a_click_and_collect_from_arrival_to_handover_and
     await expect(page.get_by_role("heading", name=f"Work at {store}")).to_be_visible()
     await expect(page.get_by_text("Nothing to do right now.")).to_be_visible()
     await every_control_is_labelled(page)
+    await text_has_contrast(page)
 
     # A customer orders online: the order appears on the open page, marked new.
     order_id = await retail.place(shop, {sku: 2}, {"method": "pickup", "store_id": store})
@@ -81,6 +116,7 @@ async def test_store_staff_take_a_click_and_collect_from_arrival_to_handover_and
     await row.get_by_role("link", name=order_id).click()
     await expect(page.get_by_role("heading", name=f"Why this came to {store}")).to_be_visible()
     await every_control_is_labelled(page)
+    await text_has_contrast(page)
     await screenshot(page, "store-fulfillment")
     await page.get_by_role("button", name="Picked: mark ready for collection").click()
     await expect(page.get_by_text("Marked ready")).to_be_visible()
@@ -108,6 +144,7 @@ async def test_store_staff_take_a_click_and_collect_from_arrival_to_handover_and
     await page.get_by_label("Order number").fill(order_id)
     await page.get_by_role("button", name="Find the order").click()
     await every_control_is_labelled(page)
+    await text_has_contrast(page)
     await page.get_by_label(f"Units of {sku} back").select_option("1")
     await page.get_by_role("button", name="Show the refund").click()
     await expect(page.get_by_text("Refund: 25.00 EUR")).to_be_visible()
@@ -189,6 +226,7 @@ async def test_store_staff_reject_with_a_reason_move_a_pickup_and_adjust_stock(
     # A delivery arrived: three more.
     await page.get_by_role("link", name="Adjust stock").click()
     await every_control_is_labelled(page)
+    await text_has_contrast(page)
     await page.get_by_label("Sku").fill(sku)
     await page.get_by_label("Change in units (negative to remove)").fill("3")
     await page.get_by_label("Reason").select_option("receipt")
@@ -250,4 +288,5 @@ async def test_an_admin_sees_a_new_order_on_the_command_center_within_seconds(
     await expect(store_row.get_by_role("cell").nth(0)).to_have_text("1", timeout=ARRIVES_MS)
     await expect(page.locator("#orders-chart")).to_be_visible()
     await expect(page.get_by_role("row").filter(has_text="app").first).to_be_visible()
+    await text_has_contrast(page)
     await screenshot(page, "command-center")
