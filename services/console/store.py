@@ -38,14 +38,16 @@ REJECT_CODES = {
 
 
 async def open_work(gateway: Gateway, session: Session, store_id: str) -> list[dict[str, Any]]:
-    work: list[dict[str, Any]] = []
+    """The store's open fulfillments, oldest first. One status at a time, in the order work moves
+    through them: a fulfillment that moved on between two asks is seen twice, and the later
+    answer (its newer status) is the one kept."""
+    work: dict[str, dict[str, Any]] = {}
     for status in OPEN:
         page = await gateway.get(
             session.api_key, f"/stores/{store_id}/fulfillments", status=status, limit=200
         )
-        work.extend(page["items"])
-    work.sort(key=lambda f: f["created_at"])
-    return work
+        work.update((f["fulfillment_id"], f) for f in page["items"])
+    return sorted(work.values(), key=lambda f: f["created_at"])
 
 
 def queue_context(session: Session, work: list[dict[str, Any]]) -> dict[str, Any]:

@@ -36,15 +36,16 @@ class FakeGateway:
             role = "store" if api_key == STORE_KEY else "shop"
             return {"key_id": "key_1", "name": "Tills", "role": role, "store_id": "store-1"}
         if path == "/stores/store-1/fulfillments":
+            # It moves from pending to reserved between the two asks: seen in both answers.
             items = []
-            if params.get("status") == "reserved":
+            if params.get("status") in ("pending", "reserved"):
                 items = [
                     {
                         "fulfillment_id": "ful_1",
                         "order_id": "ord_1",
                         "method": "pickup",
                         "transfer": False,
-                        "status": "reserved",
+                        "status": params["status"],
                         "lines": [{"sku": "TEE", "quantity": 1}],
                         "created_at": "2026-11-28T12:00:00Z",
                     }
@@ -103,7 +104,8 @@ async def test_signing_in_trades_the_key_for_a_strict_http_only_session_cookie(
     assert STORE_KEY not in cookie
     queue = await console.get("/store")
     assert queue.status_code == 200
-    assert "ord_1" in queue.text
+    assert queue.text.count('data-fulfillment="ful_1"') == 1  # once, as it is now
+    assert '<span class="status reserved">' in queue.text
     assert STORE_KEY not in queue.text
 
 
