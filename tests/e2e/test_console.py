@@ -266,6 +266,12 @@ async def test_a_revoked_key_ends_the_session_within_seconds(
     await expect(page.get_by_text("Your session has ended")).to_be_visible(timeout=15_000)
     await page.goto(f"{stack.console_url}/store")
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert staff["api_key"] not in page.url
+    # Nothing of the key in any service's log, the console's included.
+    logs = sorted((stack.data_dir / "logs").glob("*.log"))
+    assert {"console.log", "gateway.log"} <= {log.name for log in logs}
+    for log in logs:
+        assert staff["api_key"] not in log.read_text(errors="replace"), log.name
 
 
 async def test_an_admin_sees_a_new_order_on_the_command_center_within_seconds(
