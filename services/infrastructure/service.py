@@ -242,14 +242,15 @@ def create_service_app(
 async def one_value_per_query_parameter(request: Request) -> None:
     """A query parameter that takes one value, given twice, is a 422: which one would count is
     a guess (FastAPI would quietly take the last), and the document promises one value."""
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
-    if dependant is None:
-        return
-    single = {name for name, many in _query_parameters(dependant) if not many}
     counts: dict[str, int] = {}
     for name, _ in request.query_params.multi_items():
         counts[name] = counts.get(name, 0) + 1
+    if all(n == 1 for n in counts.values()):
+        return  # the common case, on every request: nothing repeated, no need to look further
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    single = {name for name, many in _query_parameters(dependant) if not many}
     repeated = sorted(name for name, n in counts.items() if n > 1 and name in single)
     if repeated:
         raise InvalidRequest(
