@@ -91,7 +91,12 @@ async def route(
         and not replacing
         and policy.stock is not None
     ):
-        backorder = routing.plan_backorder(request, sites, await _supplies(policy.stock, skus))
+        supplies = await _supplies(policy.stock, skus)
+        # Stock on its way may be bound for a location whose event has not reached the
+        # projection yet (created a moment ago): learn it from inventory, as for levels.
+        if await _learn_locations(uow, policy.stock, {s.location_id for s in supplies}):
+            sites = [site(r) for r in await uow.network.sites(skus, day)]
+        backorder = routing.plan_backorder(request, sites, supplies)
         if backorder is not None:
             result = replace(
                 result,
@@ -159,11 +164,21 @@ async def _refresh_from_inventory(
         STOCK_CHECKS.labels("orders", "unavailable").inc()
         raise
     await uow.network.update_levels(levels)
-    at = {level.location_id for level in levels}
-    for location_id in sorted(at - await uow.network.known_locations(at)):
+    await _learn_locations(uow, stock, {level.location_id for level in levels})
+
+
+async def _learn_locations(
+    uow: OrdersUnitOfWork, stock: StockAuthority, location_ids: set[str]
+) -> bool:
+    """Ask inventory for the locations among `location_ids` the projection has not seen yet;
+    True if it learned any."""
+    learned = False
+    for location_id in sorted(location_ids - await uow.network.known_locations(location_ids)):
         location = await stock.location(location_id)
         if location is not None:
             await uow.network.learn_location(location)
+            learned = True
+    return learned
 
 
 def decision(

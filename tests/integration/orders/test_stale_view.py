@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -108,6 +109,43 @@ async def test_orders_are_confirmed_while_the_projection_consumer_is_stopped(
         (attempt,) = await _decision(network, order_id)
         assert attempt["stock_checked_with_inventory"] is True
         assert "stock checked with inventory" in attempt["rules_applied"]
+
+
+async def test_a_preorder_waits_at_a_warehouse_opened_while_the_projection_was_stopped(
+    network: Network, projection_stopped: None
+) -> None:
+    # The warehouse has nothing on hand, only stock on its way: no level names it, so only the
+    # incoming stock can tell routing it exists (CI once rejected such a pre-order).
+    new_warehouse = network.id("wh-new")
+    response = await network.inventory.post(
+        "/locations",
+        json={
+            "location_id": new_warehouse,
+            "name": "Opened today",
+            "type": "warehouse",
+            "lat": -33.6,
+            "lon": 18.6,
+            "capabilities": ["ship"],
+            "priority": 50,
+            "ship_capacity": 100,
+        },
+    )
+    assert response.status_code == 200, response.text
+    sku = network.id("STALE-PRE")
+    await network.price(sku, 89900)
+    due = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0)
+    supply = {"supply_id": network.id("po"), "location_id": new_warehouse, "sku": sku, "quantity": 3, "expected_at": due.isoformat()}  # fmt: skip
+    response = await network.inventory.post("/incoming-stock", json=supply)
+    assert response.status_code == 200, response.text
+
+    body = network.order_body(await network.quote({sku: 2}), network.deliver())
+    body["allow_backorder"] = True
+    response = await network.orders.post("/orders", json=body)
+    assert response.status_code == 202, response.text
+
+    waiting = await network.until(response.json()["order_id"], "backordered")
+    assert datetime.fromisoformat(waiting["promised_at"]) == due
+    assert [f["location_id"] for f in waiting["fulfillments"]] == [new_warehouse]
 
 
 async def test_a_real_shortage_is_still_rejected_after_inventory_agrees(
