@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run tools test test-kafka lint bench clean
+.PHONY: run tools test test-kafka lint bench bench-replicas bench-components clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Omniroute needs Python 3.11 or newer (try: make PYTHON=python3.11 ...)") if sys.version_info < (3, 11) else None'
@@ -41,12 +41,20 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## bench: throughput and latency, as ratios to ceilings measured in the same run
+## bench: what users meet, through the gateway of `omniroute run`, as ratios to ceilings measured in the same run
 bench: $(STAMP)
-	@$(BIN)/python -m tests.support.tools hey
+	@$(BIN)/python -m tests.support.tools wrk
+	@$(BIN)/python -m bench.system_bench
+
+## bench-replicas: the same with a second process of each consuming service, against Apache Kafka
+bench-replicas: $(STAMP)
+	@$(BIN)/python -m tests.support.tools wrk
+	@$(BIN)/python -m bench.system_bench --replicas 2
+
+## bench-components: each part against its own ceiling (reservations, outbox relay, orders API, webhooks)
+bench-components: $(STAMP)
 	@$(BIN)/python -m bench.inventory_bench
 	@$(BIN)/python -m bench.orders_bench
-	@$(BIN)/python -m bench.gateway_bench
 	@$(BIN)/python -m bench.webhooks_bench
 
 clean:

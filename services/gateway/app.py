@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.gateway import api, handlers
-from services.gateway.downstream import Downstream
+from services.gateway.downstream import Downstream, ShortCache
 from services.gateway.settings import GatewaySettings
 from services.infrastructure.service import PeriodicJob, Runtime, create_service_app
 
@@ -89,6 +89,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             ),
             operations_timeout=settings.operations_timeout_seconds,
             outbox_delay=settings.operations_outbox_delay_seconds,
+            availability=ShortCache("availability", settings.availability_cache_seconds),
         )
         try:
             yield

@@ -8,14 +8,15 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from services.infrastructure.errors import BadGateway, ServiceUnavailable
+from services.infrastructure.metrics import CACHE_READS
+from services.infrastructure.telemetry import aiohttp_trace_configs
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class Downstream:
             # 5 s), so a call never goes out on a connection that is already closed.
             connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=4),
             # Client spans, and `traceparent` on every call: one trace from the gateway onwards.
-            trace_configs=[create_trace_config()],
+            trace_configs=aiohttp_trace_configs(),
             raise_for_status=False,
         )
 
@@ -149,3 +150,51 @@ def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
         for one in value if isinstance(value, list | tuple) else [value]:
             pairs.append((name, str(one)))
     return pairs
+
+
+class ShortCache:
+    """Successful answers to one read, kept for `seconds` and shared by every request that asks
+    the same in that time; concurrent asks for an answer not yet kept wait for one call.
+
+    For shop availability: a product page may show stock up to `seconds` old, which orders
+    never rely on (routing asks inventory, the authority). Staff and admins are not served from
+    it: they read what they have just changed."""
+
+    def __init__(self, name: str, seconds: float, max_entries: int = 10_000) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self._kept: dict[Hashable, tuple[float, Reply]] = {}
+        self._calls: dict[Hashable, asyncio.Task[Reply]] = {}
+        self._hits = CACHE_READS.labels(name, "hit")
+        self._misses = CACHE_READS.labels(name, "miss")
+
+    async def get(self, key: Hashable, call: Callable[[], Awaitable[Reply]]) -> Reply:
+        if self.seconds <= 0:
+            return await call()
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            self._hits.inc()
+            return kept[1]
+        self._misses.inc()
+        task = self._calls.get(key)
+        if task is None:
+            task = self._calls[key] = asyncio.create_task(self._fetch(key, call))
+        # Shielded: a client that goes away must not cancel the call others wait for.
+        return await asyncio.shield(task)
+
+    async def _fetch(self, key: Hashable, call: Callable[[], Awaitable[Reply]]) -> Reply:
+        try:
+            reply = await call()
+        finally:
+            del self._calls[key]
+        if reply.ok:
+            if len(self._kept) >= self.max_entries:
+                self._forget_expired()
+            if len(self._kept) < self.max_entries:
+                self._kept[key] = (time.monotonic() + self.seconds, reply)
+        return reply
+
+    def _forget_expired(self) -> None:
+        now = time.monotonic()
+        for key in [key for key, (until, _) in self._kept.items() if until <= now]:
+            del self._kept[key]

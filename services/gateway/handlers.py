@@ -9,7 +9,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ from services.contracts.operations import (
 from services.contracts.pricing import Channel
 from services.gateway import db, domain
 from services.gateway.domain import Principal
-from services.gateway.downstream import Downstream, Reply
+from services.gateway.downstream import Downstream, Reply, ShortCache
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import (
     BadGateway,
@@ -65,6 +65,8 @@ class Gateway:
     """Longest the command center waits for one service."""
     outbox_delay: float = 5.0
     """Seconds an outbox row may wait for the relay before it counts as a backlog."""
+    availability: ShortCache = field(default_factory=lambda: ShortCache("availability", 0))
+    """Shop availability answers, reused for a moment."""
 
     async def aclose(self) -> None:
         for service in (self.inventory, self.pricing, self.orders, self.webhooks):

@@ -68,6 +68,13 @@ class GatewaySettings(ServiceSettings):
     idempotency_retention_hours: float = Field(
         default=24.0, ge=24.0, description="How long a response is kept for replay."
     )
+    availability_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="How long an availability answer is reused for shop keys (a product page may "
+        "show stock this old; orders never rely on it). 0 asks inventory every time.",
+    )
     api_key_cache_seconds: float = Field(
         default=5.0,
         ge=0,

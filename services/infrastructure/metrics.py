@@ -83,6 +83,11 @@ RESERVATIONS = Counter(
     "rejected (with its reason), released, committed, expired",
     ["service", "outcome", "reason"],
 )
+CACHE_READS = Counter(
+    "omniroute_gateway_cache_reads_total",
+    "Reads the gateway answered from its short cache (hit) or by asking the service (miss)",
+    ["cache", "outcome"],
+)
 ROUTING_DECISIONS = Counter(
     "omniroute_routing_decisions_total",
     "Routing decisions in orders, by what triggered them (placed, reroute, backorder) and their "

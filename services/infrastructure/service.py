@@ -94,7 +94,7 @@ class Runtime:
         )
 
 
-def unit_of_work(request: Request) -> UnitOfWork:
+async def unit_of_work(request: Request) -> UnitOfWork:
     """FastAPI dependency: a fresh unit of work on the service's runtime."""
     runtime: Runtime = request.app.state.runtime
     return runtime.unit_of_work()

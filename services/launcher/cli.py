@@ -1,6 +1,7 @@
 """`omniroute`: the whole system on one machine, from wheels only.
 
     omniroute run       PostgreSQL + Kafka-protocol broker + every service, demo data; Ctrl-C stops
+    omniroute run --replicas 2   the same, with a second process of each Kafka-consuming service
     omniroute migrate   start PostgreSQL, create the databases, migrate them, stop
     omniroute reset --yes   delete the data directory
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -37,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from services.launcher import demo_data
-from services.launcher.embedded import EmbeddedKafka, EmbeddedPostgres, port_is_open
+from services.launcher.embedded import EmbeddedKafka, EmbeddedPostgres, free_port, port_is_open
 from services.launcher.reaper import REAPER
 
 HOST = "127.0.0.1"
@@ -56,9 +58,11 @@ class ServiceSpec:
     port_env: str
     default_port: int
     database: str | None
+    default_workers: int = 1
+    """uvicorn worker processes (`OMNIROUTE_<NAME>_WORKERS` overrides)."""
 
     @classmethod
-    def named(cls, name: str, default_port: int) -> ServiceSpec:
+    def named(cls, name: str, default_port: int, workers: int = 1) -> ServiceSpec:
         """The conventional layout: `services.<name>.app:app`, port from `OMNIROUTE_<NAME>_PORT`,
         database `omniroute_<name>`."""
         return cls(
@@ -67,6 +71,7 @@ class ServiceSpec:
             port_env=f"OMNIROUTE_{name.upper()}_PORT",
             default_port=default_port,
             database=f"omniroute_{name}",
+            default_workers=workers,
         )
 
     @property
@@ -85,6 +90,15 @@ class ServiceSpec:
 
     def url(self) -> str:
         return f"http://{HOST}:{self.port()}"
+
+    def workers(self) -> int:
+        name = f"OMNIROUTE_{self.name.upper().replace('-', '_')}_WORKERS"
+        raw = os.environ.get(name)
+        if not raw:
+            return self.default_workers
+        if not raw.isdigit() or not 1 <= int(raw) <= 32:
+            raise LaunchError(f"{name}={raw!r} is not a number of processes (1-32)")
+        return int(raw)
 
 
 CONSOLE = ServiceSpec(
@@ -282,6 +296,25 @@ class ServiceProcess:
         _print_tail(self.spec.name, self.log_path, self.log_offset)
 
 
+# Services with Kafka consumers: another process of one joins the same consumer groups, and the
+# partitions are shared between them.
+CONSUMING_SERVICES = ("inventory", "orders", "webhooks")
+
+
+def _replicas_of(spec: ServiceSpec, replicas: int) -> list[ServiceSpec]:
+    """Processes 2..N of a service: the same app, database and consumer groups, each on a free
+    port (or OMNIROUTE_<NAME>_<K>_PORT)."""
+    return [
+        dataclasses.replace(
+            spec,
+            name=f"{spec.name}-{k}",
+            port_env=f"OMNIROUTE_{spec.name.upper()}_{k}_PORT",
+            default_port=free_port(HOST),
+        )
+        for k in range(2, replicas + 1)
+    ]
+
+
 def _check_ports_free(services: Sequence[ServiceSpec], kafka_port: int | None) -> None:
     """Fail before starting anything, rather than after PostgreSQL is already up."""
     wanted = [("Kafka", kafka_port, KAFKA_PORT_ENV)] if kafka_port is not None else []
@@ -340,6 +373,8 @@ def start_service(
             sys.executable, "-m", "uvicorn", spec.app,
             "--host", HOST, "--port", str(spec.port()), "--no-access-log",
         ]  # fmt: skip
+        if spec.workers() > 1:
+            command += ["--workers", str(spec.workers())]
         process = subprocess.Popen(
             command,
             env=env,
@@ -645,7 +680,7 @@ def _watch(running: list[ServiceProcess]) -> None:
         time.sleep(0.5)
 
 
-def command_run(stops: Stops) -> int:
+def command_run(stops: Stops, replicas: int = 1) -> int:
     directory = data_dir()
     services = present_services()
     if not services:
@@ -678,6 +713,16 @@ def command_run(stops: Stops) -> int:
     for spec in services:
         env = _service_env(spec, services, postgres, bootstrap_servers, admin_key)
         wait_ready(start_service(spec, env, logs, running))
+    extra = [
+        (spec, replica)
+        for spec in services
+        if spec.name in CONSUMING_SERVICES
+        for replica in _replicas_of(spec, replicas)
+    ]
+    for spec, replica in extra:
+        env = _service_env(spec, services, postgres, bootstrap_servers, admin_key)
+        env["OMNIROUTE_PORT"] = str(replica.port())
+        wait_ready(start_service(replica, env, logs, running))
     inventory = next((spec for spec in services if spec.name == "inventory"), None)
     if inventory is not None:
         seed_inventory(inventory)
@@ -687,6 +732,10 @@ def command_run(stops: Stops) -> int:
     gateway = next((spec for spec in services if spec.name == "gateway"), None)
     keys = demo_keys(gateway, admin_key, directory) if gateway and admin_key else {}
     print_banner(services, postgres, bootstrap_servers, directory, keys)
+    for _, replica in extra:
+        _say(f"  replica {replica.name}  {replica.url()}   (shares its service's Kafka partitions)")
+    if extra:
+        _say()
     _watch(running)
     return 0  # not reached: _watch ends by raising
 
@@ -748,7 +797,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Run Omniroute locally: PostgreSQL, Kafka, the services and demo data.",
     )
     commands = parser.add_subparsers(dest="command", metavar="{run,migrate,reset}")
-    commands.add_parser("run", help="start everything and wait for Ctrl-C (the default)")
+    run = commands.add_parser("run", help="start everything and wait for Ctrl-C (the default)")
+    run.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        choices=range(1, 9),
+        metavar="N",
+        help="run N processes of each service that consumes Kafka (they share its partitions; "
+        "the gateway calls the first); 1 to 8, default 1",
+    )
     commands.add_parser("migrate", help="create and migrate the databases, then stop")
     reset = commands.add_parser("reset", help="delete the data directory")
     reset.add_argument("--yes", action="store_true", help="really delete it")
@@ -770,7 +828,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "reset":
             code = command_reset(args.yes)
         else:
-            code = command_run(stops)
+            code = command_run(stops, replicas=getattr(args, "replicas", 1))
     except Stop as stop:
         _say(f"\n{stop.signal_name}: stopping …")
         code = 0

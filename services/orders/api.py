@@ -33,12 +33,12 @@ from services.orders.repository import OrdersUnitOfWork
 router = APIRouter(responses=PROBLEM_RESPONSES)
 
 
-def policy(request: Request) -> handlers.Policy:
+async def policy(request: Request) -> handlers.Policy:
     found: handlers.Policy = request.app.state.policy
     return found
 
 
-def unit_of_work(request: Request) -> OrdersUnitOfWork:
+async def unit_of_work(request: Request) -> OrdersUnitOfWork:
     """A fresh unit of work with orders' repositories."""
     return request.app.state.runtime.unit_of_work()
 

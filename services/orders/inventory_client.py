@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
-from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 from pydantic import TypeAdapter
 
 from services.contracts.inventory import Location, StockLevel, Supply
 from services.infrastructure.errors import ServiceUnavailable
+from services.infrastructure.telemetry import aiohttp_trace_configs
 
 _LEVELS = TypeAdapter(list[StockLevel])
 _SUPPLIES = TypeAdapter(list[Supply])
@@ -38,7 +38,7 @@ class InventoryClient:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 connector=aiohttp.TCPConnector(limit=20, keepalive_timeout=4),
-                trace_configs=[create_trace_config()],
+                trace_configs=aiohttp_trace_configs(),
             )
         return self._session
 

@@ -24,13 +24,13 @@ from services.webhooks.sender import AddressGuard
 router = APIRouter(responses=PROBLEM_RESPONSES, tags=["webhooks"])
 
 
-def unit_of_work(request: Request) -> handlers.WebhooksUnitOfWork:
+async def unit_of_work(request: Request) -> handlers.WebhooksUnitOfWork:
     factory = request.app.state.unit_of_work
     uow: handlers.WebhooksUnitOfWork = factory()
     return uow
 
 
-def address_guard(request: Request) -> AddressGuard:
+async def address_guard(request: Request) -> AddressGuard:
     guard: AddressGuard = request.app.state.address_guard
     return guard
 

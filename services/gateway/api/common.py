@@ -62,7 +62,7 @@ bearer = HTTPBearer(
 )
 
 
-def gateway_of(request: Request) -> handlers.Gateway:
+async def gateway_of(request: Request) -> handlers.Gateway:
     found: handlers.Gateway = request.app.state.gateway
     return found
 
@@ -71,7 +71,7 @@ async def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    gateway = gateway_of(request)
+    gateway: handlers.Gateway = request.app.state.gateway
     try:
         principal = await gateway.authenticator.authenticate(
             credentials.credentials if credentials else None

@@ -69,12 +69,20 @@ async def availability(
     location_type: LocationType | None = None,
 ) -> Response:
     """Available units per sku, per location, nearest first when `near` is given; store staff
-    see every location."""
+    see every location. For shop keys, an answer may be up to a second old."""
     wanted = query(
         sku=sku, near=nearby.near, radius_km=nearby.radius_km, location_type=location_type
     )
-    reply = await gateway.inventory.call("GET", "/availability", params=wanted, safe_to_retry=True)
-    return respond(reply, request)
+
+    async def ask() -> Reply:
+        return await gateway.inventory.call(
+            "GET", "/availability", params=wanted, safe_to_retry=True
+        )
+
+    if principal.role is Role.SHOP:
+        key = tuple(sorted((name, str(value)) for name, value in wanted.items()))
+        return respond(await gateway.availability.get(key, ask), request)
+    return respond(await ask(), request)
 
 
 @router.get(
