@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from services.contracts import topics
 from services.infrastructure.service import PeriodicJob, Runtime, create_service_app
 from services.inventory import api, consumers, handlers
+from services.inventory.db.availability import open_read_pool
 from services.inventory.settings import InventorySettings
 
 
@@ -17,6 +21,12 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
     async def sweep() -> int:
         async with runtime.unit_of_work() as uow:
             return await handlers.expire_reservations(uow, settings.reservation_sweep_batch)
+
+    @contextlib.asynccontextmanager
+    async def read_pool(app: FastAPI) -> AsyncIterator[None]:
+        async with open_read_pool(runtime.engine.url, settings.read_pool_size) as pool:
+            app.state.read_pool = pool
+            yield
 
     return create_service_app(
         runtime,
@@ -31,6 +41,7 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         jobs=[
             PeriodicJob("reservation-expiry", settings.reservation_sweep_interval_seconds, sweep)
         ],
+        resources=[read_pool],
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +21,12 @@ class StockRuleViolation(ValueError):
     """A requested change would break a stock invariant; the message says which and why."""
 
 
+def available(on_hand: int, reserved: int, safety_stock: int) -> int:
+    """What of a level can still be promised: never negative, even when safety stock exceeds
+    the rest."""
+    return max(on_hand - reserved - safety_stock, 0)
+
+
 @dataclass(frozen=True)
 class Level:
     on_hand: int
@@ -30,7 +36,7 @@ class Level:
     @property
     def available(self) -> int:
         """What can still be promised: never negative, even when safety stock exceeds the rest."""
-        return max(self.on_hand - self.reserved - self.safety_stock, 0)
+        return available(self.on_hand, self.reserved, self.safety_stock)
 
     def check(self) -> None:
         if self.on_hand < 0:
@@ -241,23 +247,28 @@ def correction_delta(level: Level, correction: StockCorrection, released: int) -
     return -min(released, level.on_hand - level.reserved)
 
 
-@dataclass(frozen=True)
-class Candidate:
-    location_id: str
-    lat: float
-    lon: float
-
-
-def nearest_first(
-    candidates: Iterable[Candidate], near: tuple[float, float] | None, radius_km: float | None
-) -> list[tuple[Candidate, float | None]]:
-    """Candidates within the radius, nearest first, ties broken by location id; without a point,
-    all of them by location id."""
+def within_reach(
+    places: Iterable[tuple[str, float, float]],
+    near: tuple[float, float] | None,
+    radius_km: float | None,
+) -> dict[str, float | None]:
+    """Of `(location_id, lat, lon)`, those within the radius of `near`, with their distance in
+    km (to the metre); without a point, every one of them, with no distance."""
     if near is None:
-        return [(c, None) for c in sorted(candidates, key=lambda c: c.location_id)]
-    measured = [(c, round(distance_km(near[0], near[1], c.lat, c.lon), 3)) for c in candidates]
-    inside = [(c, d) for c, d in measured if radius_km is None or d <= radius_km]
-    return sorted(inside, key=lambda cd: (cd[1], cd[0].location_id))
+        return {location_id: None for location_id, _, _ in places}
+    lat, lon = near
+    reach: dict[str, float | None] = {}
+    for location_id, place_lat, place_lon in places:
+        distance = round(distance_km(lat, lon, place_lat, place_lon), 3)
+        if radius_km is None or distance <= radius_km:
+            reach[location_id] = distance
+    return reach
+
+
+def nearest_first(location_ids: Iterable[str], reach: Mapping[str, float | None]) -> list[str]:
+    """Of these locations, those within reach, nearest first, ties broken by location id;
+    without a point (no distances), all of them by location id."""
+    return sorted((i for i in location_ids if i in reach), key=lambda i: (reach[i] or 0.0, i))
 
 
 @dataclass(frozen=True)

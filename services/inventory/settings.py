@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from services.infrastructure.settings import ServiceSettings
 
 
@@ -11,3 +13,10 @@ class InventorySettings(ServiceSettings):
     consumer_group: str = "inventory"
     reservation_sweep_interval_seconds: float = 1.0
     reservation_sweep_batch: int = 200
+    read_pool_size: int = Field(
+        default=4,
+        ge=1,
+        description="Connections kept open for availability reads (outside the unit of work's "
+        "pool). A read holds one for a single statement; more than the database's cores buys "
+        "nothing.",
+    )

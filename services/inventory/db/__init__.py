@@ -11,7 +11,6 @@ from services.inventory.db.incoming import (
     complete_promises,
     get_promise,
     get_supply,
-    incoming_availability,
     list_supplies,
     lock_promisable_supplies,
     lock_supplies,
@@ -38,7 +37,6 @@ from services.inventory.db.reservations import (
 )
 from services.inventory.db.stock import (
     LEVEL_COLUMNS,
-    availability,
     change_level,
     get_levels,
     get_location,
@@ -86,7 +84,6 @@ __all__ = [
     "add_promise_draws",
     "add_promise_lines",
     "add_reservation_lines",
-    "availability",
     "change_level",
     "change_supply",
     "claim_promise",
@@ -98,7 +95,6 @@ __all__ = [
     "get_reservation",
     "get_supply",
     "has_movement",
-    "incoming_availability",
     "level_of",
     "list_levels",
     "list_locations",

@@ -131,20 +131,6 @@ async def promisable_by_sku(
     return {row.sku: int(row.promisable) for row in rows}
 
 
-async def incoming_availability(
-    conn: AsyncConnection, skus: Sequence[str], location_type: str | None
-) -> Sequence[Any]:
-    """Supplies of these skus with units left to promise, with where they are going."""
-    query = (
-        "SELECT s.supply_id, s.sku, s.location_id, s.expected_at,"
-        " s.quantity - s.received - s.promised AS promisable, l.lat, l.lon"
-        " FROM supplies s JOIN locations l ON l.location_id = s.location_id"
-        " WHERE s.sku = ANY(:skus) AND s.quantity - s.received - s.promised > 0"
-        + (" AND l.type = :type" if location_type else "")
-    )
-    return (await conn.execute(text(query), {"skus": list(skus), "type": location_type})).all()
-
-
 # Promises
 
 

@@ -19,7 +19,6 @@ from services.inventory.handlers.reservations import (
 from services.inventory.handlers.stock import (
     adjust_stock,
     apply_stock_feed,
-    get_availability,
     set_stock_level,
     upsert_location,
 )
@@ -29,7 +28,6 @@ __all__ = [
     "apply_stock_feed",
     "commit_stock",
     "expire_reservations",
-    "get_availability",
     "promise_stock",
     "receive_supply",
     "release_promise",

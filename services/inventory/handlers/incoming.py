@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from services.contracts.inventory import (
-    IncomingAvailability,
     PromiseStatus,
     PromiseStock,
     ReceiveIn,
@@ -160,39 +159,6 @@ async def _reserve_promise(uow: UnitOfWork, promise: Any) -> None:
             lines=stock_lines(lines),
         )
     )
-
-
-async def incoming_by_sku(
-    uow: UnitOfWork,
-    skus: Sequence[str],
-    near: tuple[float, float] | None,
-    radius_km: float | None,
-    location_type: str | None,
-) -> dict[str, tuple[IncomingAvailability, ...]]:
-    """Per sku, the supplies with units left to promise at the locations availability lists
-    (of that type, within the radius), soonest first, then nearest."""
-    rows = await db.incoming_availability(uow.connection, skus, location_type)
-    candidates = {r.location_id: domain.Candidate(r.location_id, r.lat, r.lon) for r in rows}
-    distance = {
-        c.location_id: d or 0.0
-        for c, d in domain.nearest_first(candidates.values(), near, radius_km)
-    }
-    found: dict[str, list[Any]] = {}
-    for row in rows:
-        if row.location_id in distance:
-            found.setdefault(row.sku, []).append(row)
-    return {
-        sku: tuple(
-            IncomingAvailability(
-                location_id=r.location_id, quantity=r.promisable, expected_at=r.expected_at
-            )
-            for r in sorted(
-                supplies,
-                key=lambda r: (r.expected_at, distance[r.location_id], r.location_id, r.supply_id),
-            )
-        )
-        for sku, supplies in found.items()
-    }
 
 
 # Promises (Kafka)

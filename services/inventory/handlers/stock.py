@@ -1,19 +1,14 @@
-"""Locations and stock levels over HTTP: set-up, absolute levels, adjustments, partner feeds and
-availability."""
+"""Locations and stock levels over HTTP: set-up, absolute levels, adjustments and partner feeds."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from services.contracts.inventory import (
-    AvailabilityResponse,
-    LocationAvailability,
     LocationChanged,
     LocationIn,
     LocationType,
     Shortage,
-    SkuAvailability,
     StockAdjustmentIn,
     StockFeedIn,
     StockFeedResult,
@@ -23,7 +18,6 @@ from services.contracts.inventory import (
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import Conflict, InvalidRequest
 from services.inventory import db, domain
-from services.inventory.handlers import incoming
 from services.inventory.handlers.common import (
     emit_level_changed,
     movement,
@@ -156,50 +150,3 @@ async def apply_stock_feed(location_id: str, body: StockFeedIn, uow: UnitOfWork)
         levels=tuple(levels),
         shortfalls=tuple(shortfalls),
     )
-
-
-async def get_availability(
-    skus: Sequence[str],
-    near: tuple[float, float] | None,
-    radius_km: float | None,
-    location_type: LocationType | None,
-    uow: UnitOfWork,
-) -> AvailabilityResponse:
-    """Per sku: its name, total available and every location holding it, nearest first within
-    a radius; and the stock on its way there that can still be promised, soonest first."""
-    type_filter = location_type.value if location_type else None
-    rows = await db.availability(uow.connection, skus, type_filter)
-    supplies = await incoming.incoming_by_sku(uow, skus, near, radius_km, type_filter)
-    names = {row.sku: row.product_name for row in rows}
-    items = []
-    for sku in dict.fromkeys(skus):
-        by_location = {
-            row.location_id: row for row in rows if row.sku == sku and row.location_id is not None
-        }
-        candidates = [domain.Candidate(r.location_id, r.lat, r.lon) for r in by_location.values()]
-        locations = []
-        for candidate, distance in domain.nearest_first(candidates, near, radius_km):
-            row = by_location[candidate.location_id]
-            locations.append(
-                LocationAvailability(
-                    location_id=row.location_id,
-                    name=row.name,
-                    type=LocationType(row.type),
-                    available=db.level_of(row).available,
-                    on_hand=row.on_hand,
-                    reserved=row.reserved,
-                    distance_km=distance,
-                )
-            )
-        on_the_way = supplies.get(sku, ())
-        items.append(
-            SkuAvailability(
-                sku=sku,
-                name=names.get(sku),
-                total_available=sum(loc.available for loc in locations),
-                locations=tuple(locations),
-                incoming=on_the_way,
-                next_available_at=on_the_way[0].expected_at if on_the_way else None,
-            )
-        )
-    return AvailabilityResponse(items=tuple(items))

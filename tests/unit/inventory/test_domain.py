@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from services.contracts.inventory import AdjustmentReason, StockCorrection
 from services.inventory import domain
-from services.inventory.domain import Candidate, Level, Movement, StockRuleViolation
+from services.inventory.domain import Level, Movement, StockRuleViolation
 from services.retail.geo import distance_km
 
 levels = st.builds(
@@ -108,30 +108,38 @@ def test_distances_are_great_circle_kilometres() -> None:
 
 
 coordinates = st.tuples(st.floats(-89, 89), st.floats(-179, 179))
-candidates = st.lists(
-    st.builds(
-        Candidate,
-        st.text("abcdef", min_size=1, max_size=4),
-        st.floats(-89, 89),
-        st.floats(-179, 179),
-    ),
+places = st.lists(
+    st.tuples(st.text("abcdef", min_size=1, max_size=4), st.floats(-89, 89), st.floats(-179, 179)),
     max_size=12,
-    unique_by=lambda c: c.location_id,
+    unique_by=lambda p: p[0],
 )
 
 
-@given(candidates, coordinates, st.one_of(st.none(), st.floats(1, 20_000)))
+@given(places, coordinates, st.one_of(st.none(), st.floats(1, 20_000)))
 def test_nearest_first_is_sorted_filtered_and_deterministic(
-    found: list[Candidate], near: tuple[float, float], radius: float | None
+    found: list[tuple[str, float, float]], near: tuple[float, float], radius: float | None
 ) -> None:
-    ranked = domain.nearest_first(found, near, radius)
-    distances = [d for _, d in ranked]
-    assert all(d is not None for d in distances)
-    keys = [(d, c.location_id) for c, d in ranked]
+    reach = domain.within_reach(found, near, radius)
+    assert reach == domain.within_reach(reversed(found), near, radius)
+    for location_id, lat, lon in found:
+        distance = round(distance_km(*near, lat, lon), 3)
+        assert reach.get(location_id) == (
+            distance if radius is None or distance <= radius else None
+        )
+    ranked = domain.nearest_first([p[0] for p in found], reach)
+    keys = [(reach[location_id], location_id) for location_id in ranked]
     assert keys == sorted(keys)  # type: ignore[type-var]
-    if radius is not None:
-        assert all(d is not None and d <= radius for d in distances)
-    assert ranked == domain.nearest_first(list(reversed(found)), near, radius)
+    assert set(ranked) == set(reach)
+    assert ranked == domain.nearest_first([p[0] for p in reversed(found)], reach)
+
+
+@given(places)
+def test_without_a_point_every_place_counts_by_location_id(
+    found: list[tuple[str, float, float]],
+) -> None:
+    reach = domain.within_reach(found, None, None)
+    assert reach == dict.fromkeys((p[0] for p in found), None)
+    assert domain.nearest_first(reversed([p[0] for p in found]), reach) == sorted(reach)
 
 
 @pytest.mark.parametrize("text", ["north", "52.3", "52.3,4.9,1", "91,0", "0,181", "nan,4"])
