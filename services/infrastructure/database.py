@@ -10,7 +10,12 @@ from typing import Any, Self
 from opentelemetry import propagate
 from sqlalchemy import String, column, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncTransaction,
+    create_async_engine,
+)
 
 from services.contracts.base import Message
 from services.contracts.envelope import Envelope
@@ -48,6 +53,10 @@ class UnitOfWork:
     Leaving the block without `commit()` rolls everything back, events included. The work runs
     on a Core connection, not an ORM session: every query here is a plain statement, and the
     session's bookkeeping measured at about half the throughput on the hot paths.
+
+    A consumer applies a poll's messages in one transaction, each message in a unit of work
+    `within(batch)`: its `commit()` keeps its changes and events for the batch, and only the
+    batch's own `commit()` makes them durable (and wakes the relay).
     """
 
     def __init__(
@@ -61,16 +70,39 @@ class UnitOfWork:
         self._source = source
         self._on_commit = on_commit
         self._pending: list[dict[str, Any]] = []
+        self._batch: UnitOfWork | None = None
+        self._in_savepoint = False
+        self._savepoint: AsyncTransaction | None = None
+        self._kept = False
         self.connection: AsyncConnection
         self.message: Envelope | None = None
         """The message a consumer is applying in this unit of work, for handlers that need its
         id or time, not only its data."""
 
+    @property
+    def batch(self) -> UnitOfWork | None:
+        """The poll's unit of work this one runs within, if any (see `within`)."""
+        return self._batch
+
+    def within(self, batch: UnitOfWork, *, savepoint: bool = True) -> Self:
+        """Do this work in the transaction of `batch` (entered already). In a savepoint, leaving
+        the block without `commit()` undoes this work alone; without one (two statements
+        fewer), it cannot be undone alone, and the caller must then roll the batch back."""
+        self._batch = batch
+        self._in_savepoint = savepoint
+        return self
+
     async def __aenter__(self) -> Self:
+        self._pending = []
+        if self._batch is not None:
+            self.connection = self._batch.connection
+            self._kept = False
+            if self._in_savepoint:
+                self._savepoint = await self.connection.begin_nested()
+            return self
         # The transaction begins with the first statement, so a use case can still choose its
         # isolation level (`await uow.connection.execution_options(isolation_level=...)`).
         self.connection = await self._engine.connect()
-        self._pending = []
         return self
 
     async def __aexit__(
@@ -79,6 +111,16 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._batch is not None:
+            kept = self._kept and exc is None
+            savepoint, self._savepoint = self._savepoint, None
+            if savepoint is not None:
+                await (savepoint.commit() if kept else savepoint.rollback())
+            if kept:
+                # The batch writes every message's events in one statement when it commits.
+                self._batch._pending.extend(self._pending)
+            self._pending = []
+            return
         try:
             await self.connection.rollback()
         finally:
@@ -132,6 +174,9 @@ class UnitOfWork:
         )
 
     async def commit(self) -> None:
+        if self._batch is not None:
+            self._kept = True  # for the batch, once the block is left without an error
+            return
         if self._pending:
             await self.connection.execute(insert(table(OutboxMessage)), self._pending)
         await self.connection.commit()

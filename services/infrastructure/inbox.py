@@ -1,6 +1,10 @@
 """The consuming side: decode the CloudEvent, route it by type to a handler, and apply it at most
 once by recording its id in the inbox table in the same transaction as its effect.
 
+A consumer takes a poll's messages in one transaction (DESIGN.md §7), still with one inbox row
+per message: a transaction per message spent its statements on BEGIN, COMMIT and an outbox insert
+of its own, and a commit's flush, on every message.
+
 A message that can never be applied (malformed JSON, unknown type, invalid data, a handler that
 says it is `Unprocessable` or keeps failing) is stored in `dead_letters` with the reason and
 acknowledged, so it never blocks its partition and is never silently lost. A transient failure
@@ -16,9 +20,11 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -32,6 +38,10 @@ log = logging.getLogger(__name__)
 
 # The event-type label of a message that names no type this consumer knows.
 _UNKNOWN_TYPE = "unknown"
+# Deadlock and serialisation failure: the database gave up on this try, the next one succeeds.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+_TRACER = trace.get_tracer(__name__)
 
 
 UoW = TypeVar("UoW", bound=UnitOfWork)
@@ -63,6 +73,16 @@ class Delivery:
         return (self.topic, self.partition, self.offset)
 
 
+class _RedoWithSavepoints(Exception):
+    """A handler failed in a batch tried without savepoints, so its effects cannot be undone
+    alone: the batch is done again with them, and this failure stands for that message's."""
+
+    def __init__(self, position: tuple[str, int, int], failure: Exception) -> None:
+        super().__init__(position, failure)
+        self.position = position
+        self.failure = failure
+
+
 class Unprocessable(Exception):
     """A handler's verdict that this message can never be applied (it names a location that does
     not exist, say): it is parked in `dead_letters` at once with this reason, instead of being
@@ -70,18 +90,28 @@ class Unprocessable(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Errors that go away by themselves: retry the same message instead of parking it."""
-    if isinstance(
-        exc,
-        OperationalError
-        | InterfaceError
-        | ConnectionError
-        | TimeoutError
-        | OSError
-        | ServiceUnavailable,
-    ):
-        return True
-    return bool(isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    """Errors that go away by themselves: retry the same message instead of parking it. An
+    error raised while cleaning up after one of them (rolling back a savepoint on a connection
+    that is gone) is one too."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(
+            seen,
+            OperationalError
+            | InterfaceError
+            | ConnectionError
+            | TimeoutError
+            | OSError
+            | ServiceUnavailable,
+        ):
+            return True
+        if isinstance(seen, DBAPIError) and (
+            seen.connection_invalidated
+            or getattr(seen.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class Dispatcher(Generic[UoW]):
@@ -114,31 +144,113 @@ class Dispatcher(Generic[UoW]):
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._failures: dict[tuple[str, int, int], int] = {}
+        # Per partition, the last offset a batch committed before it raised to be read again:
+        # those messages are done, and passing over them when the batch comes again spares
+        # parking a bad one twice. Only for the next batch: offsets start again on a new topic.
+        self._done_upto: dict[tuple[str, int], int] = {}
         self._service = service or consumer.partition(".")[0]
         self._timers: dict[tuple[str, ConsumerOutcome], Any] = {}
 
     async def dispatch(self, delivery: Delivery) -> None:
-        """Apply one message; raise only when it should be delivered again (a transient failure,
-        or a handler failure short of `max_attempts`), after a pause."""
-        started = time.perf_counter()
-        event_type, outcome = _UNKNOWN_TYPE, ConsumerOutcome.RETRIED
-        retry: tuple[float, Exception] | None = None
+        """Apply one message: a batch of one."""
+        await self.dispatch_batch([delivery])
+
+    async def dispatch_batch(self, deliveries: Sequence[Delivery]) -> None:
+        """Apply a poll's messages in one transaction, so that a failing one is undone alone;
+        raise only when some should be delivered again, after a pause. The consumer then reads
+        the batch again from its start and passes over what this transaction committed (the
+        inbox would find it applied in any case).
+
+        A transient failure (the database or a service away) abandons the whole batch: what
+        follows would most likely fail alike, on a connection that may be gone. A handler
+        failure short of `max_attempts` keeps the others' effects but stops its partition
+        there, so no later message of that partition overtakes it."""
+        done_before, self._done_upto = self._done_upto, {}
         try:
-            event_type, parsed = self._parse(delivery)
-            if parsed is None:
-                outcome = ConsumerOutcome.IGNORED
-            elif isinstance(parsed, str):
-                await self._dead_letter(delivery, parsed)
-                outcome = ConsumerOutcome.DEAD_LETTERED
-            else:
-                outcome, retry = await self._process(delivery, *parsed)
+            await self._apply_batch(deliveries, done_before, None)
+        except _RedoWithSavepoints as redo:
+            # A savepoint per message costs two statements of the few a message takes, and
+            # handlers seldom fail: a batch is tried without them, and only one in which a
+            # handler failed is rolled back and done again with them (without calling that
+            # handler again: one failure, one attempt).
+            await self._apply_batch(deliveries, done_before, redo)
+
+    async def _apply_batch(
+        self,
+        deliveries: Sequence[Delivery],
+        done_before: dict[tuple[str, int], int],
+        redo: _RedoWithSavepoints | None,
+    ) -> None:
+        """The batch without savepoints (`redo` None) or with them, after `redo`."""
+        handled: list[tuple[str, ConsumerOutcome, float]] = []
+        retry: tuple[float, Exception] | None = None
+        committed, commit_seconds = False, 0.0
+        done_upto = dict(done_before)
+        try:
+            async with self._uow_factory() as batch:
+                stopped: set[tuple[str, int]] = set()
+                for delivery in deliveries:
+                    partition = (delivery.topic, delivery.partition)
+                    if partition in stopped:
+                        continue
+                    if delivery.offset <= done_before.get(partition, -1):
+                        continue
+                    started = time.perf_counter()
+                    event_type, outcome, again = await self._handle(batch, delivery, redo)
+                    handled.append((event_type, outcome, time.perf_counter() - started))
+                    if again is None:
+                        done_upto[partition] = delivery.offset
+                        continue
+                    if is_transient(again[1]):
+                        retry = again
+                        break
+                    stopped.add(partition)
+                    if retry is None or again[0] > retry[0]:
+                        retry = again
+                if retry is None or not is_transient(retry[1]):
+                    started = time.perf_counter()
+                    await batch.commit()
+                    commit_seconds = time.perf_counter() - started
+                    committed = True
+        except _RedoWithSavepoints:
+            handled.clear()  # timed when done again
+            raise
         finally:
-            # Timed up to the decision, without the pause before a redelivery.
-            self._observe(event_type, outcome, time.perf_counter() - started)
+            if retry is not None or not committed:
+                self._done_upto = done_upto if committed else done_before
+            # Each message timed up to the decision, with the commit that made it durable and
+            # without the pause before a redelivery; all of them retried unless committed.
+            for event_type, outcome, seconds in handled:
+                self._observe(
+                    event_type,
+                    outcome if committed else ConsumerOutcome.RETRIED,
+                    seconds + commit_seconds,
+                )
         if retry is not None:
             delay, exc = retry
             await asyncio.sleep(delay)
             raise exc
+
+    async def _handle(
+        self, batch: UoW, delivery: Delivery, redo: _RedoWithSavepoints | None
+    ) -> tuple[str, ConsumerOutcome, tuple[float, Exception] | None]:
+        """One message of a batch: its type, the outcome, and for a retry the pause before it
+        and the error to raise. Processed in the trace its headers carry, as the consumer span
+        of a single message would be (a batch's own span starts a trace of its own)."""
+        with _TRACER.start_as_current_span(
+            f"{delivery.topic} process",
+            context=propagate.extract(delivery.headers),
+            kind=SpanKind.CONSUMER,
+            attributes=_span_attributes(delivery),
+        ):
+            event_type, parsed = self._parse(delivery)
+            if parsed is None:
+                return event_type, ConsumerOutcome.IGNORED, None
+            if isinstance(parsed, str):
+                await self._dead_letter(batch, delivery, parsed)
+                return event_type, ConsumerOutcome.DEAD_LETTERED, None
+            outcome, retry = await self._process(batch, redo, delivery, *parsed)
+            return event_type, outcome, retry
 
     def _parse(
         self, delivery: Delivery
@@ -168,16 +280,29 @@ class Dispatcher(Generic[UoW]):
         return envelope.type, (envelope, event, handler)
 
     async def _process(
-        self, delivery: Delivery, envelope: Envelope, event: Message, handler: Handler[UoW]
+        self,
+        batch: UoW,
+        redo: _RedoWithSavepoints | None,
+        delivery: Delivery,
+        envelope: Envelope,
+        event: Message,
+        handler: Handler[UoW],
     ) -> tuple[ConsumerOutcome, tuple[float, Exception] | None]:
         """The outcome, and for a retry the pause before it and the error to raise."""
-        try:
-            applied = await self._apply(envelope, event, handler)
-        except Exception as exc:
-            delay = await self._on_failure(delivery, envelope, exc)
+        failure = redo.failure if redo and redo.position == delivery.position else None
+        if failure is None:
+            try:
+                applied = await self._apply(batch, redo is not None, envelope, event, handler)
+            except Exception as exc:
+                if redo is None and not is_transient(exc):
+                    raise _RedoWithSavepoints(delivery.position, exc) from exc
+                failure = exc
+        if failure is not None:
+            trace.get_current_span().record_exception(failure)
+            delay = await self._on_failure(batch, delivery, envelope, failure)
             if delay is None:
                 return ConsumerOutcome.DEAD_LETTERED, None
-            return ConsumerOutcome.RETRIED, (delay, exc)
+            return ConsumerOutcome.RETRIED, (delay, failure)
         self._failures.pop(delivery.position, None)
         if not applied:
             log.info(
@@ -196,8 +321,10 @@ class Dispatcher(Generic[UoW]):
             self._timers[event_type, outcome] = timer
         timer.observe(seconds)
 
-    async def _apply(self, envelope: Envelope, event: Message, handler: Handler[UoW]) -> bool:
-        async with self._uow_factory() as uow:
+    async def _apply(
+        self, batch: UoW, savepoint: bool, envelope: Envelope, event: Message, handler: Handler[UoW]
+    ) -> bool:
+        async with self._uow_factory().within(batch, savepoint=savepoint) as uow:
             uow.message = envelope
             if self._deduplicate and not await uow.claim_message(
                 self.consumer, envelope.id, envelope.type
@@ -208,7 +335,7 @@ class Dispatcher(Generic[UoW]):
             return True
 
     async def _on_failure(
-        self, delivery: Delivery, envelope: Envelope, exc: Exception
+        self, batch: UoW, delivery: Delivery, envelope: Envelope, exc: Exception
     ) -> float | None:
         """The pause before the message is tried again, or None once it is dead-lettered."""
         if is_transient(exc):
@@ -217,7 +344,7 @@ class Dispatcher(Generic[UoW]):
             )
             return self._retry_delay
         if isinstance(exc, Unprocessable):
-            await self._dead_letter(delivery, f"{envelope.type} cannot be applied: {exc}")
+            await self._dead_letter(batch, delivery, f"{envelope.type} cannot be applied: {exc}")
             return None
         attempts = self._failures.get(delivery.position, 0) + 1
         self._failures[delivery.position] = attempts
@@ -233,11 +360,11 @@ class Dispatcher(Generic[UoW]):
         self._failures.pop(delivery.position, None)
         reason = "".join(traceback.format_exception_only(exc)).strip()
         await self._dead_letter(
-            delivery, f"handler failed {attempts} times on {envelope.type}: {reason}"
+            batch, delivery, f"handler failed {attempts} times on {envelope.type}: {reason}"
         )
         return None
 
-    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+    async def _dead_letter(self, batch: UoW, delivery: Delivery, reason: str) -> None:
         log.error(
             "dead-lettered message at %s[%d]@%d: %s",
             delivery.topic,
@@ -246,9 +373,22 @@ class Dispatcher(Generic[UoW]):
             reason,
             extra={"consumer": self.consumer, "reason": reason},
         )
-        async with self._uow_factory() as uow:
-            await uow.park_dead_letter(self.consumer, delivery, reason)
-            await uow.commit()
+        # Parked in the batch's transaction: it is acknowledged with the batch, and parked
+        # again (not twice) if the batch is rolled back and read again.
+        await batch.park_dead_letter(self.consumer, delivery, reason)
+
+
+def _span_attributes(delivery: Delivery) -> dict[str, str | int]:
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": delivery.topic,
+        "messaging.kafka.destination.partition": delivery.partition,
+        "messaging.kafka.message.offset": delivery.offset,
+        "messaging.operation": "process",
+    }
+    if delivery.key is not None:
+        attributes["messaging.kafka.message.key"] = delivery.key.decode(errors="replace")
+    return attributes
 
 
 def _summarise(exc: ValidationError) -> str:

@@ -14,7 +14,7 @@ from services.contracts.inventory import (
     ReserveStock,
     RestockReturn,
 )
-from services.infrastructure.broker import delivery_of, subscriber_options
+from services.infrastructure.broker import deliveries_of, subscriber_options
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.inbox import Dispatcher
 from services.inventory import handlers
@@ -44,6 +44,6 @@ def build_router(settings: InventorySettings, uow_factory: Callable[[], UnitOfWo
         **subscriber_options(settings, settings.consumer_group),
     )
     async def on_inventory_command(message: KafkaMessage) -> None:
-        await dispatcher.dispatch(delivery_of(message))
+        await dispatcher.dispatch_batch(deliveries_of(message))
 
     return router

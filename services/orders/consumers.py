@@ -22,7 +22,7 @@ from services.contracts.inventory import (
     StockReserved,
     StockRestocked,
 )
-from services.infrastructure.broker import delivery_of, subscriber_options
+from services.infrastructure.broker import deliveries_of, subscriber_options
 from services.infrastructure.inbox import Dispatcher
 from services.orders import handlers
 from services.orders.repository import OrdersUnitOfWork
@@ -67,7 +67,7 @@ def build_router(
         **subscriber_options(settings, settings.consumer_group),
     )
     async def on_inventory_event(message: KafkaMessage) -> None:
-        await saga.dispatch(delivery_of(message))
+        await saga.dispatch_batch(deliveries_of(message))
 
     @router.subscriber(
         topics.INVENTORY_AVAILABILITY.name,
@@ -76,6 +76,6 @@ def build_router(
         **subscriber_options(settings, settings.projection_group),
     )
     async def on_availability(message: KafkaMessage) -> None:
-        await projection.dispatch(delivery_of(message))
+        await projection.dispatch_batch(deliveries_of(message))
 
     return router

@@ -8,7 +8,7 @@ from faststream.kafka import KafkaMessage, KafkaRouter
 
 from services.contracts import topics
 from services.contracts.orders import OrderPlaced
-from services.infrastructure.broker import delivery_of, subscriber_options
+from services.infrastructure.broker import deliveries_of, subscriber_options
 from services.infrastructure.database import UnitOfWork
 from services.infrastructure.inbox import Dispatcher
 from services.webhooks import domain, handlers
@@ -36,6 +36,6 @@ def build_router(settings: WebhooksSettings, uow_factory: Callable[[], UnitOfWor
         **subscriber_options(settings, settings.consumer_group),
     )
     async def on_order_event(message: KafkaMessage) -> None:
-        await dispatcher.dispatch(delivery_of(message))
+        await dispatcher.dispatch_batch(deliveries_of(message))
 
     return router

@@ -45,8 +45,13 @@ class WebhooksUnitOfWork(UnitOfWork):
 
     async def commit(self) -> None:
         await super().commit()
-        if self.deliveries_added and self._on_deliveries is not None:
-            self.deliveries_added = False
+        if not self.deliveries_added:
+            return
+        self.deliveries_added = False
+        if isinstance(self.batch, WebhooksUnitOfWork):
+            # Within a poll's transaction: nothing is durable yet; the batch's commit wakes it.
+            self.batch.deliveries_added = True
+        elif self._on_deliveries is not None:
             self._on_deliveries()
 
 

@@ -1,0 +1,108 @@
+"""A poll's messages in one transaction against the real database: reservations in savepoints
+of one batch, a failure and a redelivery of the whole batch, and still one effect each."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from services.contracts.inventory import ReserveStock, StockLine
+from services.infrastructure.database import UnitOfWork
+from services.infrastructure.inbox import Delivery, Dispatcher
+from services.inventory import handlers
+from tests.integration.inventory.conftest import assert_ledger_reconciles, level, set_stock
+from tests.support.kafka import envelope_bytes
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_redelivered_batch_has_one_effect_per_event(
+    inventory: httpx.AsyncClient,
+    inventory_app: FastAPI,
+    store: dict[str, Any],
+    unique: Callable[[str], str],
+) -> None:
+    sku = unique("BATCH")
+    await set_stock(inventory, store["location_id"], sku, on_hand=100)
+    engine = inventory_app.state.runtime.engine
+    wakes: list[str] = []
+    failing = {"order-3"}
+
+    async def reserve_or_fail(command: ReserveStock, uow: UnitOfWork) -> None:
+        await handlers.reserve_stock(command, uow)
+        if command.order_id.endswith(tuple(failing)):
+            failing.clear()
+            raise ValueError("failed once, after its reservation")
+
+    consumer = unique("tests.batch")
+    dispatcher = Dispatcher[UnitOfWork](
+        consumer,
+        {ReserveStock: reserve_or_fail},
+        lambda: UnitOfWork(engine, source="/tests", on_commit=lambda: wakes.append("woken")),
+        retry_delay=0,
+    )
+    prefix = unique("batch")
+    commands = [
+        ReserveStock(
+            order_id=f"{prefix}-order-{n}",
+            fulfillment_id=f"{prefix}-f{n}",
+            reservation_id=f"{prefix}-r{n}",
+            location_id=store["location_id"],
+            lines=(StockLine(sku=sku, quantity=1),),
+        )
+        for n in range(8)
+    ]
+    event_ids = [str(uuid.uuid4()) for _ in commands]
+    deliveries = [
+        Delivery(
+            topic="inventory.commands.v1",
+            partition=n % 2,
+            offset=n,
+            key=command.order_id.encode(),
+            value=envelope_bytes(command, event_id=event_id),
+            headers={},
+        )
+        for n, (command, event_id) in enumerate(zip(commands, event_ids, strict=True))
+    ]
+    # A repeat of the first message inside the same batch, and a poison message.
+    deliveries.append(Delivery(**{**vars(deliveries[0]), "offset": 8}))
+    deliveries.append(Delivery(**{**vars(deliveries[0]), "offset": 9, "value": b"\x00garbage"}))
+
+    with pytest.raises(ValueError, match="failed once"):
+        await dispatcher.dispatch_batch(deliveries)
+    # Order 3 was undone alone; order 5 and on in its partition wait behind it, the rest held.
+    assert (await level(inventory, store["location_id"], sku))["reserved"] == 5
+    assert wakes == ["woken"]  # once, after the batch's commit
+
+    await dispatcher.dispatch_batch(deliveries)  # the whole batch, read again
+    assert (await level(inventory, store["location_id"], sku))["reserved"] == 8
+
+    async with engine.connect() as conn:
+        inbox = await conn.execute(
+            text("SELECT event_id, count(*) FROM inbox WHERE consumer = :c GROUP BY event_id"),
+            {"c": consumer},
+        )
+        assert {event_id: count for event_id, count in inbox} == dict.fromkeys(event_ids, 1)
+        answers = await conn.execute(
+            text(
+                "SELECT payload->'data'->>'reservation_id', count(*) FROM outbox"
+                " WHERE event_type = 'omniroute.inventory.stock_reserved.v1'"
+                " AND payload->'data'->>'reservation_id' LIKE :prefix"
+                " GROUP BY 1"
+            ),
+            {"prefix": f"{prefix}-r%"},
+        )
+        assert {reservation_id: n for reservation_id, n in answers} == {
+            c.reservation_id: 1 for c in commands
+        }
+        parked = await conn.execute(
+            text("SELECT count(*) FROM dead_letters WHERE consumer = :c"), {"c": consumer}
+        )
+        assert parked.scalar_one() == 1  # parked with the first batch, not again
+    await assert_ledger_reconciles(inventory)
