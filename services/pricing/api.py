@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.contracts.base import Contract, Identifier, Sku
 from services.contracts.operations import ChannelQuotes, QuoteCounts
@@ -26,13 +25,21 @@ from services.pricing import db, handlers
 router = APIRouter(responses=PROBLEM_RESPONSES)
 
 
-def signing_keys(request: Request) -> SigningKeys:
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, a thread hop
+# per request that showed in profiles of the quote path.
+async def signing_keys(request: Request) -> SigningKeys:
     keys: SigningKeys = request.app.state.signing_keys
     return keys
 
 
+async def quoting(request: Request) -> handlers.Quoting:
+    quoting: handlers.Quoting = request.app.state.quoting
+    return quoting
+
+
 UoW = UnitOfWorkDep
 Keys = Annotated[SigningKeys, Depends(signing_keys)]
+Quoting = Annotated[handlers.Quoting, Depends(quoting)]
 
 
 @router.post("/prices", tags=["price book"])
@@ -63,13 +70,13 @@ async def list_promotions(uow: UoW) -> list[Promotion]:
         return [handlers.promotion_view(row) for row in await db.list_promotions(uow.connection)]
 
 
-@router.post("/quotes", status_code=201, tags=["quotes"])
-async def create_quote(body: QuoteRequest, uow: UoW, keys: Keys, request: Request) -> Quote:
+@router.post("/quotes", status_code=201, response_model=Quote, tags=["quotes"])
+async def create_quote(body: QuoteRequest, quoting: Quoting) -> Response:
     """Price a cart for a channel: the same cart costs the same in every channel unless a
     channel rule says otherwise (and then `channel_rules` names it)."""
-    ttl = timedelta(seconds=request.app.state.runtime.settings.quote_ttl_seconds)
-    async with uow:
-        return await handlers.create_quote(body, uow, keys, ttl)
+    # The handler serialises the quote once, as it stores it; `response_model` documents it.
+    quote = await handlers.create_quote(body, quoting)
+    return Response(quote, status_code=201, media_type="application/json")
 
 
 @router.get("/quotes/{quote_id}", tags=["quotes"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from services.contracts import topics
 from services.infrastructure.quote_tokens import SigningKeys
 from services.infrastructure.service import Runtime, create_service_app
-from services.pricing import api
+from services.pricing import api, db, handlers
 from services.pricing.settings import PricingSettings
 
 
@@ -24,6 +26,12 @@ def create_app(settings: PricingSettings | None = None) -> FastAPI:
         topics=topics.ALL_TOPICS,
     )
     app.state.signing_keys = SigningKeys.parse(settings.quote_signing_keys)
+    app.state.quoting = handlers.Quoting(
+        engine=runtime.engine,
+        writer=db.QuoteWriter(runtime.engine),
+        keys=app.state.signing_keys,
+        ttl=timedelta(seconds=settings.quote_ttl_seconds),
+    )
     return app
 
 

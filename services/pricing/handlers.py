@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic_core import to_json
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from services.contracts.pricing import (
-    AppliedPromotion,
     Channel,
-    Money,
     Price,
     PriceChanged,
     PriceIn,
@@ -17,8 +19,6 @@ from services.contracts.pricing import (
     PromotionChanged,
     PromotionIn,
     PromotionKind,
-    Quote,
-    QuoteLine,
     QuoteRequest,
     QuoteTokenClaims,
     TokenLine,
@@ -28,6 +28,7 @@ from services.infrastructure.database import UnitOfWork
 from services.infrastructure.errors import InvalidRequest
 from services.infrastructure.quote_tokens import SigningKeys, sign_quote_token
 from services.pricing import db, engine
+from services.pricing.price_book import PriceBook, PriceBookCache
 
 
 def _now() -> datetime:
@@ -96,66 +97,82 @@ async def set_promotion(body: PromotionIn, uow: UnitOfWork) -> Promotion:
     return promotion_view(row)
 
 
-def _price_entry(row: Any) -> engine.PriceEntry:
-    return engine.PriceEntry(
-        sku=row.sku,
-        currency=row.currency,
-        amount=row.amount,
-        channel=row.channel,
-        valid_from=row.valid_from,
-        valid_to=row.valid_to,
-        priority=row.priority,
-    )
+@dataclass(frozen=True)
+class Quoting:
+    """What the quote path keeps between requests: the database, the price book it has read,
+    the signing keys and how long a quote holds."""
+
+    engine: AsyncEngine
+    writer: db.QuoteWriter
+    keys: SigningKeys
+    ttl: timedelta
+    books: PriceBookCache = field(default_factory=PriceBookCache)
 
 
-def _promotion(row: Any) -> engine.Promotion:
-    return engine.Promotion(
-        promotion_id=row.promotion_id,
-        name=row.name,
-        kind=row.kind,
-        skus=tuple(row.skus),
-        params=row.params,
-        channels=tuple(row.channels),
-        valid_from=row.valid_from,
-        valid_to=row.valid_to,
-        priority=row.priority,
-        exclusive=row.exclusive,
-        currency=row.currency,
-    )
-
-
-async def create_quote(
-    request: QuoteRequest, uow: UnitOfWork, keys: SigningKeys, ttl: timedelta
-) -> Quote:
-    """Price a cart, keep the quote for audit, and sign it so an order can prove its price."""
+async def create_quote(request: QuoteRequest, quoting: Quoting) -> bytes:
+    """Price a cart, keep the quote for audit, and sign it so an order can prove its price;
+    the quote as JSON (a `Quote`, serialised once)."""
     skus = [line.sku for line in request.lines]
-    # One snapshot for the version, the prices and the promotions: the quote names exactly the
-    # price book it was computed from, even while an admin is changing it.
-    await uow.connection.execution_options(isolation_level="REPEATABLE READ")
-    version = await db.current_version(uow.connection)
-    prices = [_price_entry(r) for r in await db.prices_for(uow.connection, skus, request.currency)]
-    promotions = [_promotion(r) for r in await db.promotions_touching(uow.connection, skus)]
-    now = _now()
-    try:
-        priced = engine.price_cart(
-            [engine.CartLine(line.sku, line.quantity) for line in request.lines],
-            currency=request.currency,
-            channel=request.channel.value,
-            prices=prices,
-            promotions=promotions,
-            at=now,
-        )
-    except engine.PricingError as exc:
-        raise InvalidRequest(str(exc)) from None
+    # The common case: the book in memory knows every sku, and one statement stores the quote
+    # (with the others given meanwhile) if that book is still the current version. A replica
+    # that changes a price bumps the version, so the statement stores nothing and the quote is
+    # priced again below: a change is used by the next quote on every replica, and a quote
+    # reads nothing. (A version polled every so often would be cheaper still, but could quote
+    # the old price after the admin was told the new one was set.)
+    book = quoting.books.book
+    if book.covers(skus):
+        try:
+            quote = price_quote(request, book, quoting.keys, quoting.ttl)
+        except engine.PricingError:
+            pass  # perhaps only in this book: judged below, on a fresh read
+        else:
+            if await quoting.writer.store_if_current(quote.record):
+                return quote.body
+    # The skus are new to this process, or the book has changed: read what the current version
+    # says about them and store the quote in that one snapshot, so the quote names exactly the
+    # price book it was computed from.
+    async with (
+        db.connected(quoting.engine) as driver,
+        driver.transaction(isolation="repeatable_read"),
+    ):
+        book = quoting.books.remember(await db.read_book_excerpt(driver, skus))
+        try:
+            quote = price_quote(request, book, quoting.keys, quoting.ttl)
+        except engine.PricingError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if not await db.store_quotes_if_current(driver, [quote.record]):
+            raise RuntimeError("the price book changed inside a snapshot")  # cannot be
+    return quote.body
 
+
+@dataclass(frozen=True)
+class PricedQuote:
+    """A quote priced and signed, not yet stored: its JSON and its row."""
+
+    body: bytes
+    record: db.QuoteRecord
+
+
+def price_quote(
+    request: QuoteRequest, book: PriceBook, keys: SigningKeys, ttl: timedelta
+) -> PricedQuote:
+    """Price a cart from `book` (which must cover its skus) and sign the quote."""
+    now = _now()
+    priced = book.price_cart(
+        [engine.CartLine(line.sku, line.quantity) for line in request.lines],
+        currency=request.currency,
+        channel=request.channel.value,
+        at=now,
+    )
     quote_id = f"q_{uuid.uuid4().hex}"
     expires_at = now + ttl
-    claims = QuoteTokenClaims(
+    # Built without validation: every value comes from the engine or from the validated request.
+    claims = QuoteTokenClaims.model_construct(
         quote_id=quote_id,
         channel=request.channel,
         currency=request.currency,
         lines=tuple(
-            TokenLine(
+            TokenLine.model_construct(
                 sku=line.sku,
                 quantity=line.quantity,
                 unit_price=line.unit_price,
@@ -166,72 +183,76 @@ async def create_quote(
         subtotal=priced.subtotal,
         discount_total=priced.discount_total,
         total=priced.total,
-        price_version=version,
+        price_version=book.version,
         iat=int(now.timestamp()),
         exp=int(expires_at.timestamp()),
     )
-    quote = _quote_view(priced, quote_id, version, now, expires_at, sign_quote_token(claims, keys))
-    await db.save_quote(
-        uow.connection,
-        {
-            "quote_id": quote_id,
-            "channel": request.channel.value,
-            "currency": request.currency,
-            "total": priced.total,
-            "price_version": version,
-            "request": request.model_dump(mode="json"),
-            "quote": quote.model_dump(mode="json"),
-            "created_at": now,
-            "expires_at": expires_at,
-        },
+    token = sign_quote_token(claims, keys)
+    body = to_json(_quote_document(priced, quote_id, book.version, now, expires_at, token))
+    return PricedQuote(
+        body=body,
+        record=db.QuoteRecord(
+            quote_id=quote_id,
+            channel=priced.channel,
+            currency=priced.currency,
+            total=priced.total,
+            price_version=book.version,
+            request=request.model_dump_json(),
+            quote=body.decode(),
+            created_at=now,
+            expires_at=expires_at,
+        ),
     )
-    await uow.commit()
-    return quote
 
 
-def _quote_view(
+def _quote_document(
     priced: engine.PricedCart,
     quote_id: str,
     version: int,
     created_at: datetime,
     expires_at: datetime,
     token: str,
-) -> Quote:
-    def money(amount: int) -> Money:
-        return Money(amount=amount, currency=priced.currency)
+) -> dict[str, Any]:
+    """A `Quote` as plain data, its fields in the model's order: what `Quote(...)` would
+    serialise to (a unit test holds the two together), without validating what this service
+    has just computed, field by field, before serialising it."""
+    currency = priced.currency
 
-    return Quote(
-        quote_id=quote_id,
-        channel=Channel(priced.channel),
-        currency=priced.currency,
-        lines=tuple(
-            QuoteLine(
-                sku=line.sku,
-                quantity=line.quantity,
-                unit_price=money(line.unit_price),
-                discount=money(line.discount),
-                total=money(line.total),
-                unit_net_prices=line.unit_net_prices,
-                promotions=line.promotions,
-            )
+    def money(amount: int) -> dict[str, Any]:
+        return {"amount": amount, "currency": currency}
+
+    return {
+        "quote_id": quote_id,
+        "channel": priced.channel,
+        "currency": currency,
+        "lines": [
+            {
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price": money(line.unit_price),
+                "discount": money(line.discount),
+                "total": money(line.total),
+                "unit_net_prices": line.unit_net_prices,
+                "promotions": line.promotions,
+            }
             for line in priced.lines
-        ),
-        subtotal=money(priced.subtotal),
-        discount_total=money(priced.discount_total),
-        total=money(priced.total),
-        promotions=tuple(
-            AppliedPromotion(
-                promotion_id=applied.promotion_id,
-                name=applied.name,
-                kind=PromotionKind(applied.kind),
-                discount=money(applied.discount),
-                skus=applied.skus,
-            )
+        ],
+        "subtotal": money(priced.subtotal),
+        "discount_total": money(priced.discount_total),
+        "total": money(priced.total),
+        "promotions": [
+            {
+                "promotion_id": applied.promotion_id,
+                "name": applied.name,
+                "kind": applied.kind,
+                "discount": money(applied.discount),
+                "skus": applied.skus,
+            }
             for applied in priced.applied
-        ),
-        channel_rules=priced.channel_rules,
-        price_version=version,
-        created_at=created_at,
-        expires_at=expires_at,
-        quote_token=token,
-    )
+        ],
+        "channel_rules": priced.channel_rules,
+        "price_version": version,
+        "created_at": created_at,
+        "expires_at": expires_at,
+        "quote_token": token,
+    }
