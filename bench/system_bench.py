@@ -7,14 +7,18 @@ the gateway only, every figure beside a ceiling measured in the same run:
 
 Reads come from `wrk` (Debian's package, installed when missing; a Python client on the same two
 cores would measure itself): availability of a spread of skus as product pages ask for it, and
-quotes of a spread of carts. Orders: a client keeps `--in-flight` quote+order pairs going for
-`--order-seconds`, and watches `orders.events.v1` for each order's confirmation.
+quotes of a spread of carts. Orders, watched on `orders.events.v1` until each is confirmed: first
+`--in-flight` shoppers placing quote+order pairs one after the other for `--order-seconds` (the
+most the system takes; the latency then is mostly waiting in line), then a steady phase at half
+that rate, a new shopper at fixed intervals whatever the answers (the latency at a load the
+system keeps up with).
 
 `--replicas 2` runs a second process of every Kafka-consuming service against Apache Kafka
 (started here, jars from Maven Central), and checks that the replicas shared the partitions and
 that no order was confirmed twice.
 
-    python -m bench.system_bench [--order-seconds 60] [--read-seconds 20] [--replicas 2]
+    python -m bench.system_bench [--order-seconds 60] [--steady-seconds 30] [--read-seconds 20]
+        [--replicas 2]
 """
 
 from __future__ import annotations
@@ -277,17 +281,71 @@ class OrderRun:
     refused: Counter[int] = field(default_factory=Counter)
 
 
+@dataclass
+class Phase:
+    """One order phase, measured."""
+
+    run: OrderRun
+    started: float
+    stopped: float
+    last: float
+    """When the last order was confirmed."""
+
+    @property
+    def confirmed(self) -> list[str]:
+        return [o for o in self.run.accepted if o in self.run.confirmed]
+
+    @property
+    def accepted_rate(self) -> float:
+        return len(self.run.accepted) / (self.stopped - self.started)
+
+    @property
+    def confirmed_rate(self) -> float:
+        return len(self.confirmed) / (self.last - self.started)
+
+    @property
+    def unsettled(self) -> bool:
+        return len(self.confirmed) + len(self.run.rejected) < len(self.run.accepted)
+
+    def accept_ms(self, p: float) -> float:
+        return percentile(self.run.accept_ms, p)
+
+    def confirm_ms(self, p: float) -> float:
+        run = self.run
+        return percentile([(run.confirmed[o] - run.accepted[o]) * 1000 for o in self.confirmed], p)
+
+
+ADDRESS = {
+    "line1": "Damrak 1",
+    "city": "Amsterdam",
+    "postal_code": "1012 LG",
+    "country": "NL",
+    "lat": 52.37,
+    "lon": 4.90,
+}
+
+
 async def place_orders(
-    gateway: str, key: str, bootstrap: str, seconds: float, in_flight: int
+    gateway: str,
+    key: str,
+    bootstrap: str,
+    seconds: float,
+    *,
+    in_flight: int = 32,
+    rate: float | None = None,
+    phase: str = "max",
 ) -> tuple[OrderRun, float, float, float]:
-    """Quote+order pairs for `seconds`; then wait for every confirmation. The run, when the load
-    started and stopped, and when the last order was confirmed (perf_counter times)."""
+    """Quote+order pairs for `seconds`, then wait for every confirmation: `in_flight` shoppers
+    each placing one after the other (as many as the system takes), or, with `rate`, a new
+    shopper every 1/rate s whatever the answers (latency at a load the system sustains). The
+    run, when the load started and stopped, and when the last order was confirmed."""
     run = OrderRun()
     consumer = AIOKafkaConsumer(
         topics.ORDERS_EVENTS.name,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="latest",
+        fetch_max_wait_ms=20,
     )
     await consumer.start()
     await consumer.seek_to_end()
@@ -304,52 +362,50 @@ async def place_orders(
 
     watcher = asyncio.create_task(watch())
     headers = {"Authorization": f"Bearer {key}"}
-    connector = aiohttp.TCPConnector(limit=in_flight)
+    connector = aiohttp.TCPConnector(limit=0)
     started = time.perf_counter()
     until = started + seconds
     async with aiohttp.ClientSession(gateway, headers=headers, connector=connector) as client:
 
-        async def shopper(n: int) -> None:
-            count = 0
-            while time.perf_counter() < until:
-                count += 1
-                sku = SKUS[(n * 7 + count) % len(SKUS)]
-                lines = [{"sku": sku, "quantity": 1}]
-                async with client.post(
-                    "/v1/quotes", json={"currency": "EUR", "lines": lines}
-                ) as response:
-                    if response.status != 201:
-                        run.refused[response.status] += 1
-                        continue
-                    token = (await response.json())["quote_token"]
-                body = {
-                    "quote_token": token,
-                    "customer": {"id": f"bench-{n}-{count}", "email": "bench@example.com"},
-                    "fulfillment": {
-                        "method": "delivery",
-                        "address": {
-                            "line1": "Damrak 1",
-                            "city": "Amsterdam",
-                            "postal_code": "1012 LG",
-                            "country": "NL",
-                            "lat": 52.37,
-                            "lon": 4.90,
-                        },
-                    },
-                    "lines": lines,
-                }
-                sent = time.perf_counter()
-                async with client.post(
-                    "/v1/orders", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
-                ) as response:
-                    done = time.perf_counter()
-                    if response.status != 202:
-                        run.refused[response.status] += 1
-                        continue
-                    run.accepted[(await response.json())["order_id"]] = done
-                    run.accept_ms.append((done - sent) * 1000)
+        async def shop(n: int) -> None:
+            """One shopper's quote, then the order."""
+            lines = [{"sku": SKUS[n % len(SKUS)], "quantity": 1}]
+            quote = {"currency": "EUR", "lines": lines}
+            async with client.post("/v1/quotes", json=quote) as response:
+                if response.status != 201:
+                    run.refused[response.status] += 1
+                    return
+                token = (await response.json())["quote_token"]
+            body = {
+                "quote_token": token,
+                "customer": {"id": f"bench-{phase}-{n}", "email": "bench@example.com"},
+                "fulfillment": {"method": "delivery", "address": ADDRESS},
+                "lines": lines,
+            }
+            sent = time.perf_counter()
+            idempotency = {"Idempotency-Key": str(uuid.uuid4())}
+            async with client.post("/v1/orders", json=body, headers=idempotency) as response:
+                done = time.perf_counter()
+                if response.status != 202:
+                    run.refused[response.status] += 1
+                    return
+                run.accepted[(await response.json())["order_id"]] = done
+                run.accept_ms.append((done - sent) * 1000)
 
-        await asyncio.gather(*(shopper(n) for n in range(in_flight)))
+        if rate is None:
+            counter = iter(range(10**9))
+
+            async def shopper() -> None:
+                while time.perf_counter() < until:
+                    await shop(next(counter))
+
+            await asyncio.gather(*(shopper() for _ in range(in_flight)))
+        else:
+            shoppers = []
+            for n in range(int(seconds * rate)):
+                await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+                shoppers.append(asyncio.create_task(shop(n)))
+            await asyncio.gather(*shoppers)
     stopped = time.perf_counter()
     deadline = stopped + 180
     while time.perf_counter() < deadline:
@@ -401,6 +457,7 @@ def intake_ceiling_on(postgres_url: str, count: int, connections: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--order-seconds", type=int, default=60)
+    parser.add_argument("--steady-seconds", type=int, default=30)
     parser.add_argument("--read-seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--in-flight", type=int, default=32, help="orders placed at once")
@@ -442,11 +499,27 @@ def main() -> None:
         say(f"… quotes through the gateway ({len(carts)} carts), {r} s")
         quotes = wrk(wrk_path, running.gateway, r, args.connections, key, ["/v1/quotes"], carts)
         say(
-            f"… orders: {args.in_flight} shoppers placing quote+order pairs through the gateway "
-            f"for {args.order_seconds} s, then waiting for every confirmation"
+            f"… orders at the most the system takes: {args.in_flight} shoppers placing quote+order "
+            f"pairs through the gateway for {args.order_seconds} s, then every confirmation"
         )
-        run, started, stopped, last = asyncio.run(
-            place_orders(running.gateway, key, bootstrap, args.order_seconds, args.in_flight)
+        most = Phase(
+            *asyncio.run(
+                place_orders(
+                    running.gateway, key, bootstrap, args.order_seconds, in_flight=args.in_flight
+                )
+            )
+        )
+        rate = max(5.0, round(most.confirmed_rate / 2))
+        say(
+            f"… orders at a steady {rate:.0f}/s (half that), a new shopper every {1000 / rate:.0f} "
+            f"ms whatever the answers, for {args.steady_seconds} s: the latency at a load it keeps"
+        )
+        steady = Phase(
+            *asyncio.run(
+                place_orders(
+                    running.gateway, key, bootstrap, args.steady_seconds, rate=rate, phase="steady"
+                )
+            )
         )
         per_process = asyncio.run(consumed_per_process(running.replicas))
         say("… ceiling: one order intake's writes by raw asyncpg, 2,000 transactions")
@@ -457,14 +530,11 @@ def main() -> None:
         if kafka is not None:
             kafka.stop()
 
-    confirmed = [o for o in run.accepted if o in run.confirmed]
-    to_confirm = [(run.confirmed[o] - run.accepted[o]) * 1000 for o in confirmed]
-    accepted_rate = len(run.accepted) / (stopped - started)
-    confirmed_rate = len(confirmed) / (last - started)
     say("")
     say(f"{'figure':<34} {'measured':>16} {'ratio':>22}   goal (DESIGN.md §7)")
     say(
-        f"{'gateway /healthz (ceiling)':<34} {healthz['rps']:>10,.0f} req/s {'':>22}   p99 {healthz['p99']:.0f} ms"
+        f"{'gateway /healthz (ceiling)':<34} {healthz['rps']:>10,.0f} req/s {'':>22}   "
+        f"p99 {healthz['p99']:.0f} ms"
     )
     say(f"{'raw asyncpg intake (ceiling)':<34} {db_ceiling:>10,.0f} /s")
     for name, read in (("availability", availability), ("quotes", quotes)):
@@ -473,23 +543,29 @@ def main() -> None:
             f"{read['rps'] / healthz['rps']:>10.2f}x /healthz   >= 3,000 req/s, >= 0.5x; "
             f"p50 {read['p50']:.1f} ms, p99 {read['p99']:.1f} ms (<= 25); failed {read['failed']}"
         )
-    say(
-        f"{'orders accepted':<34} {accepted_rate:>10,.0f} /s    {accepted_rate / db_ceiling:>10.2f}x intake   "
-        f"accept p50 {percentile(run.accept_ms, 50):.0f} ms, p99 {percentile(run.accept_ms, 99):.0f} ms (<= 50)"
-    )
-    say(
-        f"{'orders confirmed':<34} {confirmed_rate:>10,.0f} /s    {confirmed_rate / db_ceiling:>10.2f}x intake   "
-        f">= 250/s, >= 0.25x; accepted->confirmed p50 {percentile(to_confirm, 50):.0f} ms, "
-        f"p99 {percentile(to_confirm, 99):.0f} ms (<= 500)"
-    )
-    say(
-        f"  {len(run.accepted)} orders accepted in {stopped - started:.0f} s, {len(confirmed)} "
-        f"confirmed, {len(run.rejected)} rejected, refused {dict(run.refused) or 'none'}; the last "
-        f"confirmation {last - stopped:.1f} s after the load stopped"
-    )
+    for name, phase in (("at most", most), ("steady", steady)):
+        say(
+            f"{'orders accepted, ' + name:<34} {phase.accepted_rate:>10,.0f} /s    "
+            f"{phase.accepted_rate / db_ceiling:>10.2f}x intake   accept p50 "
+            f"{phase.accept_ms(50):.0f} ms, p99 {phase.accept_ms(99):.0f} ms (<= 50)"
+        )
+        say(
+            f"{'orders confirmed, ' + name:<34} {phase.confirmed_rate:>10,.0f} /s    "
+            f"{phase.confirmed_rate / db_ceiling:>10.2f}x intake   >= 250/s, >= 0.25x; "
+            f"accepted->confirmed p50 {phase.confirm_ms(50):.0f} ms, "
+            f"p99 {phase.confirm_ms(99):.0f} ms (<= 500)"
+        )
+    for name, phase in (("at most", most), ("steady", steady)):
+        run = phase.run
+        say(
+            f"  {name}: {len(run.accepted)} orders accepted in {phase.stopped - phase.started:.0f} "
+            f"s, {len(phase.confirmed)} confirmed, {len(run.rejected)} rejected, refused "
+            f"{dict(run.refused) or 'none'}; the last confirmation "
+            f"{phase.last - phase.stopped:.1f} s after the load stopped"
+        )
     if hits + misses:
         say(f"  availability answered from the gateway's 1 s cache: {hits / (hits + misses):.1%}")
-    twice = {o: n for o, n in run.confirmations.items() if n > 1}
+    twice = {o: n for phase in (most, steady) for o, n in phase.run.confirmations.items() if n > 1}
     say(f"  orders confirmed more than once: {len(twice)}")
     for name, counts in sorted(per_process.items()):
         say(
@@ -506,7 +582,7 @@ def main() -> None:
         say(f"  replicas shared the partitions: {'yes' if shared else 'NO'}")
         if not shared or twice:
             raise SystemExit(1)
-    if twice or len(confirmed) + len(run.rejected) < len(run.accepted):
+    if twice or any(phase.unsettled for phase in (most, steady)):
         raise SystemExit("some orders were never confirmed, or confirmed twice")
 
 

@@ -53,6 +53,7 @@ def subscriber_options(settings: ServiceSettings, group_id: str) -> dict[str, An
         "batch": True,
         "max_records": settings.consumer_batch_max_records,
         "batch_timeout_ms": settings.consumer_batch_timeout_ms,
+        "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
         "group_id": group_id,
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.kafka_session_timeout_ms,

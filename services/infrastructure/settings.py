@@ -60,6 +60,15 @@ class ServiceSettings(BaseSettings):
         "row. Larger batches commit less often but hold their locks, and keep the first "
         "message's effect from being seen, longer.",
     )
+    consumer_fetch_max_wait_ms: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="How long the broker may hold a consumer's fetch when nothing is there yet "
+        "(OMNIROUTE_CONSUMER_FETCH_MAX_WAIT_MS). A broker that holds it that long even when "
+        "messages arrive meanwhile (the embedded one) adds up to this at every hop of an order: "
+        "at Kafka's 500 ms default, accepted->confirmed took 441 ms (p50) instead of 89 ms.",
+    )
     consumer_batch_timeout_ms: int = Field(
         default=10,
         ge=1,
