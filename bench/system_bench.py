@@ -15,10 +15,10 @@ system keeps up with).
 
 `--replicas 2` runs a second process of every Kafka-consuming service against Apache Kafka
 (started here, jars from Maven Central), and checks that the replicas shared the partitions and
-that no order was confirmed twice.
+that no order was confirmed twice; `--apache-kafka` runs one replica against it, to compare.
 
     python -m bench.system_bench [--order-seconds 60] [--steady-seconds 30] [--read-seconds 20]
-        [--replicas 2]
+        [--replicas 2 | --apache-kafka]
 """
 
 from __future__ import annotations
@@ -462,12 +462,17 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--in-flight", type=int, default=32, help="orders placed at once")
     parser.add_argument("--replicas", type=int, default=1, choices=(1, 2, 3, 4))
+    parser.add_argument(
+        "--apache-kafka",
+        action="store_true",
+        help="run against Apache Kafka (always so with --replicas 2 or more)",
+    )
     args = parser.parse_args()
 
     wrk_path = tools.wrk(log=say)
     work = Path(tempfile.mkdtemp(prefix="omniroute-bench-"))
     kafka = None
-    if args.replicas > 1:
+    if args.replicas > 1 or args.apache_kafka:
         say("… Apache Kafka (jars from Maven Central on first use)")
         kafka = apache_kafka.ApacheKafka(apache_kafka.ensure_jars(log=say), work / "kafka")
         kafka.start()
