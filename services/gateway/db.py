@@ -121,19 +121,28 @@ async def claim_idempotency_key(
     lease_seconds: float,
 ) -> bool:
     """Start the first attempt; False if the key is already taken (the caller looks at why)."""
-    statement = (
-        insert(IDEMPOTENCY)
-        .values(
-            key_id=key_id,
-            operation=operation,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-            locked_until=text(f"now() + interval '{float(lease_seconds)} seconds'"),
-        )
-        .on_conflict_do_nothing()
-        .returning(IDEMPOTENCY.c.key_id)
-    )
-    return (await conn.execute(statement)).first() is not None
+    parameters = {
+        "key_id": key_id,
+        "operation": operation,
+        "key": idempotency_key,
+        "fingerprint": fingerprint,
+        "lease": float(lease_seconds),
+    }
+    return (await conn.execute(_CLAIM, parameters)).first() is not None
+
+
+# Plain SQL on the path of every changing request: building these as expressions cost a tenth of
+# the gateway's CPU per order in profiles.
+_CLAIM = text(
+    "INSERT INTO idempotency_records (key_id, operation, idempotency_key, fingerprint,"
+    " locked_until) VALUES (:key_id, :operation, :key, :fingerprint,"
+    " now() + make_interval(secs => :lease)) ON CONFLICT DO NOTHING RETURNING key_id"
+)
+_COMPLETE = text(
+    "UPDATE idempotency_records SET response_status = :status, response_body = :body,"
+    " content_type = :content_type, completed_at = now()"
+    " WHERE key_id = :key_id AND operation = :operation AND idempotency_key = :key"
+)
 
 
 def _record(key_id: str, operation: str, idempotency_key: str) -> Any:
@@ -177,16 +186,15 @@ async def complete_idempotency_key(
     body: bytes,
     content_type: str,
 ) -> None:
-    await conn.execute(
-        update(IDEMPOTENCY)
-        .where(_record(key_id, operation, idempotency_key))
-        .values(
-            response_status=status,
-            response_body=body,
-            content_type=content_type,
-            completed_at=text("now()"),
-        )
-    )
+    parameters = {
+        "key_id": key_id,
+        "operation": operation,
+        "key": idempotency_key,
+        "status": status,
+        "body": body,
+        "content_type": content_type,
+    }
+    await conn.execute(_COMPLETE, parameters)
 
 
 async def release_idempotency_key(
