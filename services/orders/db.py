@@ -290,15 +290,13 @@ async def get_location(conn: AsyncConnection, location_id: str) -> Any | None:
 
 
 async def add_load(conn: AsyncConnection, location_id: str, day: date, parcels: int) -> None:
-    proposed = insert(table(LocationLoadRow)).values(
-        location_id=location_id, day=day, assigned=parcels
-    )
-    await conn.execute(
-        proposed.on_conflict_do_update(
-            index_elements=["location_id", "day"],
-            set_={"assigned": table(LocationLoadRow).c.assigned + parcels},
-        )
-    )
+    await conn.execute(_ADD_LOAD, {"location_id": location_id, "day": day, "parcels": parcels})
+
+
+_ADD_LOAD = text(
+    "INSERT INTO location_load (location_id, day, assigned) VALUES (:location_id, :day, :parcels)"
+    " ON CONFLICT (location_id, day) DO UPDATE SET assigned = location_load.assigned + :parcels"
+)
 
 
 # Orders
@@ -307,7 +305,9 @@ async def add_load(conn: AsyncConnection, location_id: str, day: date, parcels: 
 async def insert_order(
     conn: AsyncConnection, order: dict[str, Any], lines: list[dict[str, Any]]
 ) -> None:
-    await conn.execute(insert(table(OrderRow)).values(**order))
+    # Values as parameters of a statement built once, not `.values(...)`: coercing each value
+    # into the expression cost more than the insert itself on the intake path.
+    await conn.execute(insert(table(OrderRow)), order)
     await conn.execute(insert(table(OrderLineRow)), lines)
 
 
@@ -388,7 +388,7 @@ async def set_fulfillment_lines(
 async def insert_fulfillment(
     conn: AsyncConnection, values: dict[str, Any], lines: dict[str, int]
 ) -> None:
-    await conn.execute(insert(table(FulfillmentRow)).values(**values))
+    await conn.execute(insert(table(FulfillmentRow)), values)
     await conn.execute(
         insert(table(FulfillmentLineRow)),
         [
