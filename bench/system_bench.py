@@ -92,6 +92,7 @@ class Running:
     admin_key: str
     postgres_url: str
     output: list[str]
+    postgres_dir: Path = Path()
     replicas: dict[str, str] = field(default_factory=dict)
     """Every consuming service's processes: name (`orders`, `orders-2`) -> URL."""
 
@@ -143,6 +144,7 @@ def launch(work: Path, replicas: int, kafka: str | None) -> Running:
         admin_key,
         server.rsplit("/", 1)[0] + "/{database}?" + query,
         output,
+        postgres_dir=work / "data" / "postgres",
     )
     for name in ("inventory", "orders", "webhooks"):
         running.replicas[name] = f"http://127.0.0.1:{ports[name]}"
@@ -454,6 +456,52 @@ def intake_ceiling_on(postgres_url: str, count: int, connections: int) -> float:
     return asyncio.run(intake_ceiling(url, count, connections))
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """A process's parent and CPU seconds so far (user + system), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def cpu_by_process(running: Running) -> dict[str, float]:
+    """CPU seconds used so far by each part of the stack: every service (its uvicorn workers
+    and replicas included), the broker, PostgreSQL (the postmaster and its backends)."""
+    stats = {int(p.name): _stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    children: dict[int, list[int]] = {}
+    for pid, stat in stats.items():
+        if stat is not None:
+            children.setdefault(stat[0], []).append(pid)
+
+    def tree(pid: int) -> float:
+        stat = stats.get(pid)
+        own = stat[1] if stat is not None else 0.0
+        return own + sum(tree(child) for child in children.get(pid, ()))
+
+    used: dict[str, float] = {}
+    for pid in children.get(running.process.pid, ()):
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        found = re.search(r"services\.(\w+)\.app|tansu|reaper", command)
+        if found and found[0] != "reaper":
+            name = found[1] or "broker"
+            used[name] = used.get(name, 0.0) + tree(pid)
+    postmaster = running.postgres_dir / "postmaster.pid"
+    if postmaster.exists():
+        used["postgres"] = tree(int(postmaster.read_text().split()[0]))
+    return used
+
+
+def cpu_per(before: dict[str, float], after: dict[str, float], count: int, unit: float) -> str:
+    """CPU per request or order by part of the stack, biggest first, in `unit` seconds."""
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    parts = sorted(spent.items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {seconds / count / unit:.2f}" for name, seconds in parts if seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--order-seconds", type=int, default=60)
@@ -499,14 +547,19 @@ def main() -> None:
         say(f"… ceiling: the gateway's /healthz, wrk {args.connections} connections, {r} s")
         healthz = wrk(wrk_path, running.gateway, r, args.connections, None, ["/healthz"])
         say(f"… availability through the gateway ({len(pages)} product pages), {r} s")
+        cpu = [cpu_by_process(running)]
         availability = wrk(wrk_path, running.gateway, r, args.connections, key, pages)
+        cpu.append(cpu_by_process(running))
         hits, misses = asyncio.run(cache_hits(running.gateway))
         say(f"… quotes through the gateway ({len(carts)} carts), {r} s")
+        cpu.append(cpu_by_process(running))
         quotes = wrk(wrk_path, running.gateway, r, args.connections, key, ["/v1/quotes"], carts)
+        cpu.append(cpu_by_process(running))
         say(
             f"… orders at the most the system takes: {args.in_flight} shoppers placing quote+order "
             f"pairs through the gateway for {args.order_seconds} s, then every confirmation"
         )
+        cpu.append(cpu_by_process(running))
         most = Phase(
             *asyncio.run(
                 place_orders(
@@ -514,6 +567,7 @@ def main() -> None:
                 )
             )
         )
+        cpu.append(cpu_by_process(running))
         rate = max(5.0, round(most.confirmed_rate / 2))
         say(
             f"… orders at a steady {rate:.0f}/s (half that), a new shopper every {1000 / rate:.0f} "
@@ -570,6 +624,13 @@ def main() -> None:
         )
     if hits + misses:
         say(f"  availability answered from the gateway's 1 s cache: {hits / (hits + misses):.1%}")
+    say("  CPU by part of the stack (from /proc, while each load ran):")
+    for name, (before, after), count, unit, label in (
+        ("availability", cpu[0:2], availability["requests"], 1e-6, "us a read"),
+        ("quotes", cpu[2:4], quotes["requests"], 1e-6, "us a quote"),
+        ("orders", cpu[4:6], len(most.run.accepted), 1e-3, "ms an order (quote included)"),
+    ):
+        say(f"    {name:<12} {label}: {cpu_per(before, after, int(count), unit)}")
     twice = {o: n for phase in (most, steady) for o, n in phase.run.confirmations.items() if n > 1}
     say(f"  orders confirmed more than once: {len(twice)}")
     for name, counts in sorted(per_process.items()):
