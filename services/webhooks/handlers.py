@@ -130,9 +130,13 @@ async def deliver(event: Message, uow: UnitOfWork) -> None:
     conn = uow.connection
     order_id: str = event.order_id  # type: ignore[attr-defined]
     fulfillment_id: str | None = getattr(event, "fulfillment_id", None)
-    data: dict[str, Any] = event.model_dump(mode="json")
     if isinstance(event, FulfillmentAssigned | FulfillmentCancelled) and fulfillment_id:
         await db.remember_fulfillment(conn, fulfillment_id, order_id, event.partner_id)
+    event_type = domain.WEBHOOK_EVENTS[type(event)]
+    subscribed = await db.subscribed(conn, event_type.value, envelope.time)
+    if not subscribed:
+        return  # most events: whose they are is looked up only when someone may hear of them
+    data: dict[str, Any] = event.model_dump(mode="json")
     partner_id = await db.partner_of(conn, fulfillment_id) if fulfillment_id else None
     if fulfillment_id:
         data.setdefault("partner_id", partner_id)
@@ -141,10 +145,9 @@ async def deliver(event: Message, uow: UnitOfWork) -> None:
         partner_id=partner_id,
         about_fulfillment=fulfillment_id is not None,
     )
-    event_type = domain.WEBHOOK_EVENTS[type(event)]
     hearing = [
         row
-        for row in await db.subscribed(conn, event_type.value, envelope.time)
+        for row in subscribed
         if domain.may_hear_of(
             Subscriber(role=row.role, channel=row.channel, partner_id=row.partner_id), scope
         )
