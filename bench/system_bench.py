@@ -470,7 +470,8 @@ def _stat(pid: int) -> tuple[int, float] | None:
 
 def cpu_by_process(running: Running) -> dict[str, float]:
     """CPU seconds used so far by each part of the stack: every service (its uvicorn workers
-    and replicas included), the broker, PostgreSQL (the postmaster and its backends)."""
+    and replicas included), the broker, PostgreSQL (the postmaster and its backends; a backend
+    that exited between two readings took its CPU with it, so this is a lower bound)."""
     stats = {int(p.name): _stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
     children: dict[int, list[int]] = {}
     for pid, stat in stats.items():
@@ -484,7 +485,10 @@ def cpu_by_process(running: Running) -> dict[str, float]:
 
     used: dict[str, float] = {}
     for pid in children.get(running.process.pid, ()):
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # gone meanwhile
+            continue
         found = re.search(r"services\.(\w+)\.app|tansu|reaper", command)
         if found and found[0] != "reaper":
             name = found[1] or "broker"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
+import asyncpg
 from opentelemetry import propagate
 from sqlalchemy import String, column, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -39,6 +40,17 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
     return create_async_engine(
         async_database_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800
     )
+
+
+DRIVER_AWAY = (
+    OSError,  # refused, no socket, timed out
+    asyncpg.PostgresConnectionError,  # lost, or never made
+    asyncpg.OperatorInterventionError,  # shutting down, starting up
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,  # the connection went away under a query
+)
+"""What asyncpg raises when the database is away, for the hot paths that use it directly: they
+turn it into ConnectionError, answered 503 like every route whose database is away."""
 
 
 class UnitOfWork:

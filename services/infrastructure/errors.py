@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -198,6 +199,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(ConnectionError)
+    @app.exception_handler(PoolTimeout)  # every connection of the pool busy for too long
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def _database_away(request: Request, exc: Exception) -> JSONResponse:

@@ -27,6 +27,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.contracts.base import Message
 from services.contracts.envelope import Envelope
@@ -101,6 +102,7 @@ def is_transient(exc: BaseException) -> bool:
             | InterfaceError
             | ConnectionError
             | TimeoutError
+            | PoolTimeout  # no connection free in the pool in time
             | OSError
             | ServiceUnavailable,
         ):
@@ -214,6 +216,13 @@ class Dispatcher(Generic[UoW]):
                     committed = True
         except _RedoWithSavepoints:
             handled.clear()  # timed when done again
+            raise
+        except Exception as failure:
+            # The batch itself failed (its connection, its commit, parking a message): it is
+            # read again, after the same pause as a transient failure, not in a tight loop for
+            # as long as the database is away.
+            log.warning("batch of %d failed, will retry: %r", len(deliveries), failure)
+            await asyncio.sleep(self._retry_delay)
             raise
         finally:
             if retry is not None or not committed:

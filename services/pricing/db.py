@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from services.infrastructure.database import DRIVER_AWAY
 from services.infrastructure.tables import table, timestamp, with_infrastructure
 from services.pricing import engine, price_book
 
@@ -177,13 +178,18 @@ async def quotes_by_channel(conn: AsyncConnection, minutes: int) -> Sequence[Any
 async def connected(engine: AsyncEngine) -> AsyncIterator[Any]:
     """An asyncpg connection from the engine's pool (with the JSON codecs SQLAlchemy installs
     on its connections)."""
-    async with engine.connect() as conn:
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-        try:
-            yield driver
-        finally:
-            if driver.is_closed():  # lost under us: the pool must not hand it out again
-                await conn.invalidate()
+    try:
+        async with engine.connect() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            try:
+                yield driver
+            finally:
+                if driver.is_closed():  # lost under us: the pool must not hand it out again
+                    await conn.invalidate()
+    except DRIVER_AWAY as exc:
+        # Answered 503 as every route answers a database that is away: the problem handlers
+        # know SQLAlchemy's errors and ConnectionError, not asyncpg's.
+        raise ConnectionError(f"database: {exc}") from exc
 
 
 _PRICES_OF = (

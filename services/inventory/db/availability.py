@@ -17,6 +17,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL
 
+from services.infrastructure.database import DRIVER_AWAY
+
 # One row per sku (in the order asked for): `sku, name, levels, incoming`. The product's name;
 # every level of the sku as `(location_id, name, type, lat, lon, on_hand, reserved,
 # safety_stock)`; the supplies of it with units left to promise as `(supply_id, location_id,
@@ -43,14 +45,6 @@ FROM unnest($1::varchar[]) WITH ORDINALITY AS k(sku, position)
 LEFT JOIN products p ON p.sku = k.sku
 ORDER BY k.position
 """
-
-
-DATABASE_AWAY = (
-    OSError,  # refused, no socket, timed out
-    asyncpg.PostgresConnectionError,  # lost, or never made
-    asyncpg.OperatorInterventionError,  # shutting down, starting up
-    asyncpg.TooManyConnectionsError,
-)
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -89,7 +83,7 @@ async def availability(
         # asyncpg prepares the statement once per connection and keeps it (its statement cache).
         async with pool.acquire() as connection:
             return await connection.fetch(AVAILABILITY, skus, location_type)
-    except DATABASE_AWAY as exc:
+    except DRIVER_AWAY as exc:
         # Answered as every other route answers a database that is away (503, retry shortly):
         # the problem handlers know SQLAlchemy's errors and ConnectionError, not asyncpg's.
         raise ConnectionError(f"database: {exc}") from exc
