@@ -70,6 +70,10 @@ class InventoryClient:
             async with self._client().get(url, params=params) as response:
                 if missing_ok and response.status == 404:
                     return None
+                if 400 <= response.status < 500:
+                    # Asking again would be refused again: a failure of its own (retried a few
+                    # times, then parked), not inventory being away, which blocks the consumer.
+                    raise RuntimeError(f"inventory refused GET {path}: HTTP {response.status}")
                 if response.status != 200:
                     raise ServiceUnavailable(
                         f"inventory answered HTTP {response.status} to GET {path}",
