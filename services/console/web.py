@@ -33,7 +33,7 @@ def sessions_of(request: Request) -> Sessions:
     return found
 
 
-def gateway_of(request: Request) -> Gateway:
+async def gateway_of(request: Request) -> Gateway:
     found: Gateway = request.app.state.gateway
     return found
 
