@@ -3,8 +3,9 @@ Apache Kafka (DESIGN.md §6), and explicit topic creation."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -58,8 +59,32 @@ def subscriber_options(settings: ServiceSettings, group_id: str) -> dict[str, An
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "parser": parse_tolerating_headers,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
     }
+
+
+async def parse_tolerating_headers(
+    records: tuple[ConsumerRecord[Any, Any], ...],
+    original: Callable[[tuple[ConsumerRecord[Any, Any], ...]], Awaitable[KafkaMessage]],
+) -> KafkaMessage:
+    """FastStream's batch parser, for a poll in which a header is not UTF-8 too. Its parser
+    decodes every header strictly and fails the whole poll on one such header, which is then
+    read again forever: one producer's stray header stopped the partition. Such a header is
+    decoded as an undecodable byte is everywhere here, and its message goes on to be applied or
+    parked like any other."""
+    try:
+        return await original(records)
+    except UnicodeDecodeError:
+        return await original(tuple(_decodable(record) for record in records))
+
+
+def _decodable(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
+    headers = [
+        (name, value.decode(errors="replace").encode() if isinstance(value, bytes) else value)
+        for name, value in (record.headers or ())
+    ]
+    return dataclasses.replace(record, headers=headers)
 
 
 def deliveries_of(message: KafkaMessage) -> list[Delivery]:
@@ -72,8 +97,11 @@ def deliveries_of(message: KafkaMessage) -> list[Delivery]:
 
 
 def _delivery(record: ConsumerRecord[Any, Any]) -> Delivery:
+    # Headers as text a message can be parked with: PostgreSQL's JSONB and text take no NUL,
+    # so it is replaced as an undecodable byte is (a producer's stray header must not make
+    # its message unparkable, and its partition stuck).
     headers = {
-        name: value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        _text(name): _text(value.decode(errors="replace") if isinstance(value, bytes) else value)
         for name, value in (record.headers or ())
     }
     return Delivery(
@@ -84,6 +112,10 @@ def _delivery(record: ConsumerRecord[Any, Any]) -> Delivery:
         value=record.value,
         headers=headers,
     )
+
+
+def _text(value: object) -> str:
+    return str(value).replace("\x00", "\ufffd")
 
 
 async def ensure_topics(

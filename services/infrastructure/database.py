@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import asyncpg
 from opentelemetry import propagate
-from sqlalchemy import String, column, insert
+from sqlalchemy import String, column, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -51,6 +51,14 @@ DRIVER_AWAY = (
 )
 """What asyncpg raises when the database is away, for the hot paths that use it directly: they
 turn it into ConnectionError, answered 503 like every route whose database is away."""
+
+_CLAIM_MESSAGES = text(
+    "INSERT INTO inbox (consumer, event_id, event_type) "
+    "SELECT :consumer, m.event_id, m.event_type "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[])) AS m (event_id, event_type) "
+    "ORDER BY m.event_id "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 
 class UnitOfWork:
@@ -170,6 +178,22 @@ class UnitOfWork:
         )
         return (await self.connection.execute(statement)).first() is not None
 
+    async def claim_messages(self, consumer: str, messages: Sequence[tuple[str, str]]) -> set[str]:
+        """`claim_message` for a poll's messages (id, type; no id twice) in one statement: the
+        ids `consumer` had not applied yet. Claimed in id order, so two consumers claiming
+        overlapping batches (a rebalance) wait on each other instead of deadlocking."""
+        if not messages:
+            return set()
+        rows = await self.connection.execute(
+            _CLAIM_MESSAGES,
+            {
+                "consumer": consumer,
+                "ids": [event_id for event_id, _ in messages],
+                "types": [event_type for _, event_type in messages],
+            },
+        )
+        return {event_id for (event_id,) in rows}
+
     async def park_dead_letter(self, consumer: str, delivery: Any, reason: str) -> None:
         """Keep a message that can never be applied, with why, for an operator to look at."""
         await self.connection.execute(
@@ -181,7 +205,7 @@ class UnitOfWork:
                 message_key=delivery.key,
                 value=delivery.value,
                 headers=delivery.headers,
-                reason=reason[:4000],
+                reason=reason[:4000].replace("\x00", "\ufffd"),  # text takes no NUL
             )
         )
 

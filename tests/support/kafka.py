@@ -49,8 +49,16 @@ class Producer:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def send(self, topic: str, value: bytes, key: str | None = None) -> None:
-        await self._producer.send_and_wait(topic, value, key=key.encode() if key else None)
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        await self._producer.send_and_wait(
+            topic, value, key=key.encode() if key else None, headers=headers
+        )
 
     async def send_event(self, event: Message, *, event_id: str | None = None) -> str:
         event_id = event_id or str(uuid.uuid4())

@@ -300,6 +300,15 @@ async def test_hostile_messages_are_parked_and_never_block_the_partition(
     ]
     for value in hostile:
         await producer.send(topics.INVENTORY_COMMANDS.name, value, key=order_id)
+    # NUL in a header's name and value and in the body: text PostgreSQL will not store as is.
+    nul = cloud_event("omniroute.inventory.reserve_stock.v1", {**good, "order_id": "x\x00y"})
+    hostile.append(nul)
+    await producer.send(
+        topics.INVENTORY_COMMANDS.name,
+        nul,
+        key=order_id,
+        headers=[("trace\x00", b"a\x00b"), ("bad-utf8", b"\xff\xfe")],
+    )
     await producer.send(
         topics.INVENTORY_COMMANDS.name,
         cloud_event("omniroute.inventory.reserve_stock.v1", good),
@@ -328,6 +337,7 @@ async def test_hostile_messages_are_parked_and_never_block_the_partition(
     assert "Extra inputs are not permitted" in reasons[5]
     assert "invalid omniroute.inventory.reserve_stock.v1 data" in reasons[6]
     assert "hold_until" in reasons[7]
+    assert "invalid omniroute.inventory.reserve_stock.v1 data" in reasons[8]
     assert "timezone" in reasons[7]
 
 
