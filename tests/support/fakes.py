@@ -48,6 +48,14 @@ class FakeUnitOfWork:
         self._statement(("claim", key))
         return True
 
+    async def claim_messages(self, consumer: str, messages: list[tuple[str, str]]) -> set[str]:
+        assert len({event_id for event_id, _ in messages}) == len(messages), "an id twice"
+        return {
+            event_id
+            for event_id, event_type in messages
+            if await self.claim_message(consumer, event_id, event_type)
+        }
+
     async def park_dead_letter(self, consumer: str, delivery: Delivery, reason: str) -> None:
         self._statement(("dead", reason))
 

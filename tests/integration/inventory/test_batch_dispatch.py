@@ -106,3 +106,67 @@ async def test_a_redelivered_batch_has_one_effect_per_event(
         )
         assert parked.scalar_one() == 1  # parked with the first batch, not again
     await assert_ledger_reconciles(inventory)
+
+
+async def test_a_batch_claims_its_inbox_rows_at_once_and_applies_each_event_once(
+    inventory: httpx.AsyncClient,
+    inventory_app: FastAPI,
+    store: dict[str, Any],
+    unique: Callable[[str], str],
+) -> None:
+    """The path every batch takes when nothing fails: one claim for the whole poll, which tells
+    new messages from ones applied by an earlier batch and from a repeat within this one."""
+    sku = unique("CLAIM")
+    await set_stock(inventory, store["location_id"], sku, on_hand=100)
+    engine = inventory_app.state.runtime.engine
+    consumer = unique("tests.claim")
+    dispatcher = Dispatcher[UnitOfWork](
+        consumer,
+        {ReserveStock: handlers.reserve_stock},
+        lambda: UnitOfWork(engine, source="/tests"),
+        retry_delay=0,
+    )
+    prefix = unique("claim")
+
+    def delivery(n: int, offset: int, event_id: str) -> Delivery:
+        command = ReserveStock(
+            order_id=f"{prefix}-order-{n}",
+            fulfillment_id=f"{prefix}-f{n}",
+            reservation_id=f"{prefix}-r{n}",
+            location_id=store["location_id"],
+            lines=(StockLine(sku=sku, quantity=1),),
+        )
+        return Delivery(
+            topic="inventory.commands.v1",
+            partition=0,
+            offset=offset,
+            key=command.order_id.encode(),
+            value=envelope_bytes(command, event_id=event_id),
+            headers={},
+        )
+
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    await dispatcher.dispatch_batch([delivery(n, n, ids[n]) for n in range(2)])
+    assert (await level(inventory, store["location_id"], sku))["reserved"] == 2
+
+    # Orders 0 and 1 again (applied by the batch before), 2 to 5 new, 4 twice in this batch.
+    again = [delivery(n, 10 + n, ids[n]) for n in range(6)] + [delivery(4, 16, ids[4])]
+    await dispatcher.dispatch_batch(again)
+    assert (await level(inventory, store["location_id"], sku))["reserved"] == 6
+
+    async with engine.connect() as conn:
+        inbox = await conn.execute(
+            text("SELECT event_id, count(*) FROM inbox WHERE consumer = :c GROUP BY event_id"),
+            {"c": consumer},
+        )
+        assert {event_id: count for event_id, count in inbox} == dict.fromkeys(ids, 1)
+        answers = await conn.execute(
+            text(
+                "SELECT count(*) FROM outbox"
+                " WHERE event_type = 'omniroute.inventory.stock_reserved.v1'"
+                " AND payload->'data'->>'reservation_id' LIKE :prefix"
+            ),
+            {"prefix": f"{prefix}-r%"},
+        )
+        assert answers.scalar_one() == 6
+    await assert_ledger_reconciles(inventory)
