@@ -153,8 +153,11 @@ def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
 
 
 class ShortCache:
-    """Successful answers to one read, kept for `seconds` and shared by every request that asks
-    the same in that time; concurrent asks for an answer not yet kept wait for one call.
+    """Successful answers to one read, kept for `seconds` from when they were asked and shared by
+    every request that asks the same in that time; concurrent asks for an answer not yet kept
+    wait for one call. An answer asked for in the second half of its time is refreshed in the
+    background, so a read that is asked for often never waits for one (and is never older than
+    `seconds`: the old answer is served only until it expires).
 
     For shop availability: a product page may show stock up to `seconds` old, which orders
     never rely on (routing asks inventory, the authority). Staff and admins are not served from
@@ -172,17 +175,23 @@ class ShortCache:
         if self.seconds <= 0:
             return await call()
         kept = self._kept.get(key)
-        if kept is not None and kept[0] > time.monotonic():
+        now = time.monotonic()
+        if kept is not None and kept[0] > now:
             self._hits.inc()
+            if kept[0] - now < self.seconds / 2 and key not in self._calls:
+                self._call(key, call).add_done_callback(_retrieved)
             return kept[1]
         self._misses.inc()
-        task = self._calls.get(key)
-        if task is None:
-            task = self._calls[key] = asyncio.create_task(self._fetch(key, call))
+        task = self._calls.get(key) or self._call(key, call)
         # Shielded: a client that goes away must not cancel the call others wait for.
         return await asyncio.shield(task)
 
+    def _call(self, key: Hashable, call: Callable[[], Awaitable[Reply]]) -> asyncio.Task[Reply]:
+        task = self._calls[key] = asyncio.create_task(self._fetch(key, call))
+        return task
+
     async def _fetch(self, key: Hashable, call: Callable[[], Awaitable[Reply]]) -> Reply:
+        asked = time.monotonic()
         try:
             reply = await call()
         finally:
@@ -191,10 +200,17 @@ class ShortCache:
             if len(self._kept) >= self.max_entries:
                 self._forget_expired()
             if len(self._kept) < self.max_entries:
-                self._kept[key] = (time.monotonic() + self.seconds, reply)
+                self._kept[key] = (asked + self.seconds, reply)
         return reply
 
     def _forget_expired(self) -> None:
         now = time.monotonic()
         for key in [key for key, (until, _) in self._kept.items() if until <= now]:
             del self._kept[key]
+
+
+def _retrieved(task: asyncio.Task[Reply]) -> None:
+    """A background refresh that failed: the kept answer serves until it expires, and the next
+    ask after that calls again (and sees the failure)."""
+    if not task.cancelled():
+        task.exception()

@@ -75,3 +75,35 @@ async def test_it_keeps_no_more_than_its_bound() -> None:
         await cache.get(key, inventory)
     await cache.get("c", inventory)  # not kept: the bound was reached by answers still fresh
     assert inventory.calls == 4
+
+
+async def test_a_read_asked_for_in_the_second_half_of_its_time_is_refreshed_behind_it() -> None:
+    cache = ShortCache("t", 1.0)
+    fresher = Reply(200, b'{"items": [1]}', "application/json")
+    inventory = Inventory(OK, fresher, delay=0.02)
+    assert await cache.get("k", inventory) == OK
+    await asyncio.sleep(0.2)
+    assert await cache.get("k", inventory) == OK  # first half: kept, nothing asked
+    assert inventory.calls == 1
+    await asyncio.sleep(0.4)
+    assert await cache.get("k", inventory) == OK  # second half: kept answer, refresh started
+    await asyncio.sleep(0)
+    assert inventory.calls == 2
+    assert await cache.get("k", inventory) == OK  # one refresh at a time
+    assert inventory.calls == 2
+    await asyncio.sleep(0.1)
+    assert await cache.get("k", inventory) == fresher  # the refresh, without waiting for it
+    assert inventory.calls == 2
+
+
+async def test_a_failed_refresh_leaves_the_kept_answer_until_it_expires() -> None:
+    cache = ShortCache("t", 0.5)
+    inventory = Inventory(OK, DOWN)
+    assert await cache.get("k", inventory) == OK
+    await asyncio.sleep(0.3)
+    assert await cache.get("k", inventory) == OK  # refresh started, and fails
+    await asyncio.sleep(0.01)
+    assert inventory.calls == 2
+    assert await cache.get("k", inventory) == OK
+    await asyncio.sleep(0.3)
+    assert await cache.get("k", inventory) == DOWN  # expired: asked again, failure seen
