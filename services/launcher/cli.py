@@ -687,7 +687,13 @@ def command_run(stops: Stops, replicas: int = 1) -> int:
         raise LaunchError("no service is built yet (none of the SERVICES modules exists)")
     external = external_kafka()
     kafka_port = None if external else _port_from_env(KAFKA_PORT_ENV, 9092)
-    _check_ports_free(services, kafka_port)
+    extra = [
+        (spec, replica)
+        for spec in services
+        if spec.name in CONSUMING_SERVICES
+        for replica in _replicas_of(spec, replicas)
+    ]
+    _check_ports_free([*services, *(replica for _, replica in extra)], kafka_port)
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     _say(f"Omniroute: {', '.join(spec.name for spec in services)}; data in {directory}")
@@ -713,12 +719,6 @@ def command_run(stops: Stops, replicas: int = 1) -> int:
     for spec in services:
         env = _service_env(spec, services, postgres, bootstrap_servers, admin_key)
         wait_ready(start_service(spec, env, logs, running))
-    extra = [
-        (spec, replica)
-        for spec in services
-        if spec.name in CONSUMING_SERVICES
-        for replica in _replicas_of(spec, replicas)
-    ]
     for spec, replica in extra:
         env = _service_env(spec, services, postgres, bootstrap_servers, admin_key)
         env["OMNIROUTE_PORT"] = str(replica.port())
