@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run tools test test-kafka lint bench bench-replicas bench-components clean
+.PHONY: run tools test test-kafka lint bench bench-replicas bench-components profile clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Omniroute needs Python 3.11 or newer (try: make PYTHON=python3.11 ...)") if sys.version_info < (3, 11) else None'
@@ -45,6 +45,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@$(BIN)/python -m tests.support.tools wrk
 	@$(BIN)/python -m bench.system_bench
+
+## profile: a shorter bench, with py-spy flame graphs and tables of every service while orders run at the most (into docs/profile/)
+profile: $(STAMP)
+	@$(BIN)/python -m tests.support.tools wrk
+	@$(BIN)/python -m bench.system_bench --order-seconds 30 --steady-seconds 10 --read-seconds 5 --profile docs/profile
 
 ## bench-replicas: the same with a second process of each consuming service, against Apache Kafka
 bench-replicas: $(STAMP)

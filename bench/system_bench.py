@@ -17,8 +17,12 @@ system keeps up with).
 (started here, jars from Maven Central), and checks that the replicas shared the partitions and
 that no order was confirmed twice; `--apache-kafka` runs one replica against it, to compare.
 
+`--profile DIR` samples every service with py-spy while the orders run at the most the system
+takes, and writes a flame graph per service (`DIR/orders.svg`, ...) and the hottest functions
+(`DIR/orders.txt`, by own time): where the CPU per order goes (`make profile`).
+
     python -m bench.system_bench [--order-seconds 60] [--steady-seconds 30] [--read-seconds 20]
-        [--replicas 2 | --apache-kafka]
+        [--replicas 2 | --apache-kafka] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -499,6 +503,88 @@ def cpu_by_process(running: Running) -> dict[str, float]:
     return used
 
 
+def service_pids(running: Running) -> dict[str, int]:
+    """Each service's process (the first of its replicas): name -> pid."""
+    pids: dict[str, int] = {}
+    for entry in sorted(
+        Path("/proc").iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else 0
+    ):
+        stat = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat is None or stat[0] != running.process.pid:
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        found = re.search(r"services\.(\w+)\.app", command)
+        if found:
+            pids.setdefault(found[1], int(entry.name))
+    return pids
+
+
+def start_profiles(running: Running, seconds: int, into: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling each service for `seconds`, as a flame graph and as raw stacks."""
+    into.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    return [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "97",
+                "--nonblocking",
+                "--subprocesses",
+                "--format",
+                fmt,
+                "--output",
+                str(into / f"{name}.{ext}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in service_pids(running).items()
+        for fmt, ext in (("flamegraph", "svg"), ("raw", "stacks"))
+    ]
+
+
+def hottest(stacks: Path, top: int = 30) -> str:
+    """Where a service's samples went, from py-spy's raw (collapsed) stacks: the functions by
+    own time (what runs), and Omniroute's own functions by total time (what asked for it)."""
+    own: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
+    samples = 0
+    for line in stacks.read_text().splitlines():
+        frames, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        names = []
+        for frame in frames.split(";"):
+            function, _, where = frame.partition(" (")
+            names.append((function, where.rstrip(")")))
+        function, where = names[-1]
+        if function.startswith("process "):  # py-spy's root: no Python frame was running
+            own["(native code, no Python frame)"] += n
+        else:
+            own[f"{function} ({where.rpartition('/')[2]})"] += n
+        for function, where in {(f, w.rpartition(":")[0]) for f, w in names}:
+            if where.startswith("services/"):
+                ours[f"{function} ({where})"] += n
+    if not samples:
+        return "no samples\n"
+    lines = [f"{samples} samples (while busy)", "", "  own %  function"]
+    lines += [f"{100 * n / samples:7.1f}  {name}" for name, n in own.most_common(top)]
+    lines += ["", "total %  Omniroute's functions"]
+    lines += [f"{100 * n / samples:7.1f}  {name}" for name, n in ours.most_common(top)]
+    return "\n".join(lines) + "\n"
+
+
 def cpu_per(before: dict[str, float], after: dict[str, float], count: int, unit: float) -> str:
     """CPU per request or order by part of the stack, biggest first, in `unit` seconds."""
     spent = {name: after[name] - before.get(name, 0.0) for name in after}
@@ -514,6 +600,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--in-flight", type=int, default=32, help="orders placed at once")
     parser.add_argument("--replicas", type=int, default=1, choices=(1, 2, 3, 4))
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample each service with py-spy during the orders at most; flame graphs into DIR",
+    )
     parser.add_argument(
         "--apache-kafka",
         action="store_true",
@@ -564,6 +656,7 @@ def main() -> None:
             f"pairs through the gateway for {args.order_seconds} s, then every confirmation"
         )
         cpu.append(cpu_by_process(running))
+        spies = start_profiles(running, args.order_seconds, args.profile) if args.profile else []
         most = Phase(
             *asyncio.run(
                 place_orders(
@@ -572,6 +665,8 @@ def main() -> None:
             )
         )
         cpu.append(cpu_by_process(running))
+        for spy in spies:
+            spy.wait(30)
         rate = max(5.0, round(most.confirmed_rate / 2))
         say(
             f"… orders at a steady {rate:.0f}/s (half that), a new shopper every {1000 / rate:.0f} "
@@ -635,6 +730,11 @@ def main() -> None:
         ("orders", cpu[4:6], len(most.run.accepted), 1e-3, "ms an order (quote included)"),
     ):
         say(f"    {name:<12} {label}: {cpu_per(before, after, int(count), unit)}")
+    if args.profile:
+        for stacks in sorted(args.profile.glob("*.stacks")):
+            stacks.with_suffix(".txt").write_text(hottest(stacks))
+            stacks.unlink()
+        say(f"  profiles of the orders at most (py-spy): {args.profile}/<service>.svg and .txt")
     twice = {o: n for phase in (most, steady) for o, n in phase.run.confirmations.items() if n > 1}
     say(f"  orders confirmed more than once: {len(twice)}")
     for name, counts in sorted(per_process.items()):
