@@ -3,7 +3,9 @@ availability (so routing needs no call to another service)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -23,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import registry
+from sqlalchemy.sql.elements import TextClause
 from sqlmodel import Field, SQLModel
 
 from services.infrastructure.tables import table, timestamp, with_infrastructure
@@ -302,13 +305,42 @@ _ADD_LOAD = text(
 # Orders
 
 
-async def insert_order(
-    conn: AsyncConnection, order: dict[str, Any], lines: list[dict[str, Any]]
-) -> None:
-    # Values as parameters of a statement built once, not `.values(...)`: coercing each value
-    # into the expression cost more than the insert itself on the intake path.
-    await conn.execute(insert(table(OrderRow)), order)
-    await conn.execute(insert(table(OrderLineRow)), lines)
+async def insert_rows(conn: AsyncConnection, rows: Mapping[str, Sequence[dict[str, Any]]]) -> None:
+    """New rows of several tables (name -> rows, each with the same columns) in one statement:
+    an order, its lines, fulfillments, their lines and the routing decision were five inserts,
+    five round trips on the intake path. Each table's rows travel as one JSON array that
+    PostgreSQL turns into rows of that table's type, so each column gets its own type (JSONB,
+    arrays, timestamps); columns a row leaves out take their defaults."""
+    tables = [(name, tuple(given[0]), given) for name, given in rows.items() if given]
+    if not tables:
+        return
+    statement = _insert_rows_statement(tuple((name, columns) for name, columns, _ in tables))
+    await conn.execute(
+        statement,
+        {f"rows_{n}": _to_json(given) for n, (_, _, given) in enumerate(tables)},
+    )
+
+
+@functools.cache
+def _insert_rows_statement(tables: tuple[tuple[str, tuple[str, ...]], ...]) -> TextClause:
+    inserts = []
+    for n, (name, columns) in enumerate(tables):
+        listed = ", ".join(columns)
+        inserts.append(
+            f"new_{n} AS (INSERT INTO {name} ({listed}) SELECT {listed} FROM"
+            f" jsonb_populate_recordset(NULL::{name}, CAST(CAST(:rows_{n} AS text) AS jsonb)))"
+        )
+    return text("WITH " + ", ".join(inserts) + " SELECT 1")
+
+
+def _to_json(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), default=_json_value, separators=(",", ":"))
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} has no JSON form for insert_rows")
 
 
 async def order_by_key(conn: AsyncConnection, idempotency_key: str) -> Any | None:
@@ -383,19 +415,6 @@ async def set_fulfillment_lines(
 
 
 # Fulfillments
-
-
-async def insert_fulfillment(
-    conn: AsyncConnection, values: dict[str, Any], lines: dict[str, int]
-) -> None:
-    await conn.execute(insert(table(FulfillmentRow)), values)
-    await conn.execute(
-        insert(table(FulfillmentLineRow)),
-        [
-            {"fulfillment_id": values["fulfillment_id"], "sku": s, "quantity": q}
-            for s, q in lines.items()
-        ],
-    )
 
 
 # A fulfillment with the partner its location belongs to, so the gateway can check a partner's

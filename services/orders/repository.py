@@ -10,7 +10,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.contracts.inventory import AvailabilityChanged, Location, LocationChanged, StockLevel
@@ -21,6 +20,39 @@ from services.infrastructure.tables import table
 from services.orders import db
 from services.orders.domain import Fulfillment, Order, OrderLine, TakenBack, address_key
 from services.orders.routing import ShipWith
+
+# An order's row, locked until the transaction ends, then its lines and fulfillments in one
+# statement (they were two: a round trip more on every step of every order). Not all three in
+# one: a statement's subqueries read the snapshot taken before it waited for the lock, and would
+# miss a change committed by the transaction it waited for.
+_LOCK_ORDER = text(
+    "SELECT o.*, (SELECT coalesce(max(attempt), 0) FROM routing_attempts a"
+    " WHERE a.order_id = o.order_id) AS attempts"
+    " FROM orders o WHERE o.order_id = :id FOR UPDATE"
+)
+_ORDER_PARTS = text(
+    "SELECT"
+    " (SELECT coalesce(jsonb_agg(l ORDER BY l.sku), '[]') FROM order_lines l"
+    "  WHERE l.order_id = :id) AS order_lines,"
+    " (SELECT coalesce(jsonb_agg(f ORDER BY f.created_at, f.fulfillment_id), '[]') FROM ("
+    "   SELECT f.*, l.partner_id, coalesce((SELECT jsonb_object_agg(fl.sku, fl.quantity)"
+    "   FROM fulfillment_lines fl WHERE fl.fulfillment_id = f.fulfillment_id), '{}')"
+    "   AS line_quantities FROM fulfillments f"
+    "   LEFT JOIN locations l ON l.location_id = f.location_id"
+    "   WHERE f.order_id = :id) f) AS order_fulfillments"
+)
+
+
+class _Stored(dict[str, Any]):
+    """A fulfillment as the load's JSON has it: its fields as attributes, its times as text."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
+
+    def moment(self, name: str) -> datetime | None:
+        value = self[name]
+        return None if value is None else datetime.fromisoformat(value)
+
 
 # The columns of an order and a fulfillment that the aggregate may change after they are stored.
 _ORDER_CHANGES = (
@@ -39,6 +71,26 @@ _FULFILLMENT_CHANGES = (
     "carrier",
     "tracking_number",
 )
+
+
+_ORDERS = table(db.OrderRow).name
+_ORDER_LINES = table(db.OrderLineRow).name
+_FULFILLMENTS = table(db.FulfillmentRow).name
+_FULFILLMENT_LINES = table(db.FulfillmentLineRow).name
+_ROUTING_ATTEMPTS = table(db.RoutingAttemptRow).name
+
+
+def _fulfillment_rows(
+    order_id: str, fulfillments: Sequence[Fulfillment]
+) -> dict[str, list[dict[str, Any]]]:
+    return {
+        _FULFILLMENTS: [_fulfillment_values(order_id, f) for f in fulfillments],
+        _FULFILLMENT_LINES: [
+            {"fulfillment_id": f.fulfillment_id, "sku": sku, "quantity": quantity}
+            for f in fulfillments
+            for sku, quantity in f.lines.items()
+        ],
+    }
 
 
 def _order_values(order: Order) -> dict[str, Any]:
@@ -116,29 +168,12 @@ class OrderRepository:
         interleave."""
         if order_id in self._seen:
             return self._seen[order_id]
-        row = (
-            await self._conn.execute(
-                text(
-                    "SELECT o.*, (SELECT coalesce(max(attempt), 0) FROM routing_attempts a"
-                    " WHERE a.order_id = o.order_id) AS attempts"
-                    " FROM orders o WHERE o.order_id = :id FOR UPDATE"
-                ),
-                {"id": order_id},
-            )
-        ).first()
+        row = (await self._conn.execute(_LOCK_ORDER, {"id": order_id})).first()
         if row is None:
             return None
-        lines = await db.order_lines(self._conn, order_id)
-        fulfillments = await self._conn.execute(
-            text(
-                "SELECT f.*, l.partner_id, coalesce((SELECT jsonb_object_agg(fl.sku, fl.quantity)"
-                " FROM fulfillment_lines fl WHERE fl.fulfillment_id = f.fulfillment_id), '{}')"
-                " AS line_quantities FROM fulfillments f"
-                " LEFT JOIN locations l ON l.location_id = f.location_id"
-                " WHERE f.order_id = :id ORDER BY f.created_at, f.fulfillment_id"
-            ),
-            {"id": order_id},
-        )
+        parts = (await self._conn.execute(_ORDER_PARTS, {"id": order_id})).one()
+        lines = parts.order_lines
+        fulfillments = [_Stored(f) for f in parts.order_fulfillments]
         order = Order(
             order_id=row.order_id,
             status=OrderStatus(row.status),
@@ -152,13 +187,13 @@ class OrderRepository:
             discount_total=row.discount_total,
             total=row.total,
             lines={
-                line.sku: OrderLine(
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                    unit_net_prices=list(line.unit_net_prices),
-                    returned_quantity=line.returned_quantity,
-                    cancelled_quantity=line.cancelled_quantity,
+                line["sku"]: OrderLine(
+                    sku=line["sku"],
+                    quantity=line["quantity"],
+                    unit_price=line["unit_price"],
+                    unit_net_prices=list(line["unit_net_prices"]),
+                    returned_quantity=line["returned_quantity"],
+                    cancelled_quantity=line["cancelled_quantity"],
                 )
                 for line in lines
             },
@@ -176,9 +211,9 @@ class OrderRepository:
                     backorder=f.backorder,
                     replaces=tuple(f.replaces),
                     shipment_id=f.shipment_id,
-                    hold_until=f.hold_until,
-                    pickup_deadline=f.pickup_deadline,
-                    ready_at=f.ready_at,
+                    hold_until=f.moment("hold_until"),
+                    pickup_deadline=f.moment("pickup_deadline"),
+                    ready_at=f.moment("ready_at"),
                     status_reason=f.status_reason,
                     carrier=f.carrier,
                     tracking_number=f.tracking_number,
@@ -253,28 +288,27 @@ class OrderRepository:
         return [(r.order_id, r.fulfillment_id) for r in rows]
 
     async def save(self) -> None:
-        """Write every order this unit of work added or loaded, as far as it changed."""
+        """Write every order this unit of work added or loaded, as far as it changed: its new
+        rows (all of an order placed, fulfillments of a reroute, routing decisions) in one
+        statement, its changes one statement each."""
         for order in self._seen.values():
             if order.order_id in self._stored:
-                await self._update(order)
+                new_rows = await self._update(order)
             else:
-                await self._insert(order)
+                new_rows = self._insert(order)
             if order.decisions:
-                await self._conn.execute(
-                    insert(table(db.RoutingAttemptRow)),
-                    [
-                        {"order_id": order.order_id, "attempt": d["attempt"], "decision": d}
-                        for d in order.decisions
-                    ],
-                )
+                new_rows[_ROUTING_ATTEMPTS] = [
+                    {"order_id": order.order_id, "attempt": d["attempt"], "decision": d}
+                    for d in order.decisions
+                ]
                 order.decisions.clear()
+            await db.insert_rows(self._conn, new_rows)
             self._remember(order)
 
-    async def _insert(self, order: Order) -> None:
-        await db.insert_order(
-            self._conn,
-            _order_values(order),
-            [
+    def _insert(self, order: Order) -> dict[str, list[dict[str, Any]]]:
+        return {
+            _ORDERS: [_order_values(order)],
+            _ORDER_LINES: [
                 {
                     "order_id": order.order_id,
                     "sku": line.sku,
@@ -287,11 +321,11 @@ class OrderRepository:
                 }
                 for line in order.lines.values()
             ],
-        )
-        for f in order.fulfillments:
-            await db.insert_fulfillment(self._conn, _fulfillment_values(order.order_id, f), f.lines)
+            **_fulfillment_rows(order.order_id, order.fulfillments),
+        }
 
-    async def _update(self, order: Order) -> None:
+    async def _update(self, order: Order) -> dict[str, list[dict[str, Any]]]:
+        """Write the changes of a stored order; its new fulfillments are left to insert."""
         stored_order, stored_lines, stored_fulfillments = self._stored[order.order_id]
         values = _order_values(order)
         changed = {k: values[k] for k in _ORDER_CHANGES if values[k] != stored_order[k]}
@@ -301,17 +335,19 @@ class OrderRepository:
             given_back = (line.returned_quantity, line.cancelled_quantity)
             if given_back != stored_lines[sku]:
                 await db.set_given_back(self._conn, order.order_id, sku, *given_back)
+        new: list[Fulfillment] = []
         for f in order.fulfillments:
             now = _fulfillment_values(order.order_id, f)
             before = stored_fulfillments.get(f.fulfillment_id)
             if before is None:
-                await db.insert_fulfillment(self._conn, now, f.lines)
+                new.append(f)
                 continue
             changed = {k: now[k] for k in _FULFILLMENT_CHANGES if now[k] != before[k]}
             if changed:
                 await db.update_fulfillment(self._conn, f.fulfillment_id, **changed)
             if f.lines != before["lines"]:
                 await db.set_fulfillment_lines(self._conn, f.fulfillment_id, f.lines)
+        return _fulfillment_rows(order.order_id, new)
 
     def _remember(self, order: Order) -> None:
         self._stored[order.order_id] = (
