@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -18,9 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    func,
     text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -305,42 +304,73 @@ _ADD_LOAD = text(
 # Orders
 
 
-async def insert_rows(conn: AsyncConnection, rows: Mapping[str, Sequence[dict[str, Any]]]) -> None:
-    """New rows of several tables (name -> rows, each with the same columns) in one statement:
-    an order, its lines, fulfillments, their lines and the routing decision were five inserts,
-    five round trips on the intake path. Each table's rows travel as one JSON array that
-    PostgreSQL turns into rows of that table's type, so each column gets its own type (JSONB,
-    arrays, timestamps); columns a row leaves out take their defaults."""
-    tables = [(name, tuple(given[0]), given) for name, given in rows.items() if given]
-    if not tables:
+@dataclass(frozen=True)
+class Change:
+    """New values of some columns of one row, found by its `keys` columns (in `row` too);
+    `stamped` also sets its `updated_at`."""
+
+    table: str
+    keys: tuple[str, ...]
+    row: dict[str, Any]
+    stamped: bool = True
+
+
+async def write_rows(
+    conn: AsyncConnection,
+    new: Mapping[str, Sequence[dict[str, Any]]],
+    changes: Sequence[Change] = (),
+) -> None:
+    """New rows of several tables (name -> rows, each with the same columns) and changes of
+    existing ones, in one statement. An order placed was five inserts and each later step of it
+    two or three updates, a round trip each, and round trips are most of what a step costs.
+    Rows travel as JSON that PostgreSQL turns into rows of the table's type, so each column gets
+    its own type (JSONB, arrays, timestamps); columns an insert leaves out take their defaults.
+    The parts of one statement see the same snapshot: no two may write the same row."""
+    inserts = [(name, tuple(rows[0]), rows) for name, rows in new.items() if rows]
+    if not inserts and not changes:
         return
-    statement = _insert_rows_statement(tuple((name, columns) for name, columns, _ in tables))
-    await conn.execute(
-        statement,
-        {f"rows_{n}": _to_json(given) for n, (_, _, given) in enumerate(tables)},
+    statement = _write_statement(
+        tuple((name, columns) for name, columns, _ in inserts),
+        tuple((c.table, c.keys, tuple(c.row), c.stamped) for c in changes),
     )
+    parameters = {f"new_{n}": _to_json(rows) for n, (_, _, rows) in enumerate(inserts)}
+    parameters.update({f"change_{n}": _to_json(c.row) for n, c in enumerate(changes)})
+    await conn.execute(statement, parameters)
 
 
 @functools.cache
-def _insert_rows_statement(tables: tuple[tuple[str, tuple[str, ...]], ...]) -> TextClause:
-    inserts = []
-    for n, (name, columns) in enumerate(tables):
+def _write_statement(
+    inserts: tuple[tuple[str, tuple[str, ...]], ...],
+    changes: tuple[tuple[str, tuple[str, ...], tuple[str, ...], bool], ...],
+) -> TextClause:
+    parts = []
+    for n, (name, columns) in enumerate(inserts):
         listed = ", ".join(columns)
-        inserts.append(
+        parts.append(
             f"new_{n} AS (INSERT INTO {name} ({listed}) SELECT {listed} FROM"
-            f" jsonb_populate_recordset(NULL::{name}, CAST(CAST(:rows_{n} AS text) AS jsonb)))"
+            f" jsonb_populate_recordset(NULL::{name}, CAST(CAST(:new_{n} AS text) AS jsonb)))"
         )
-    return text("WITH " + ", ".join(inserts) + " SELECT 1")
+    for n, (name, keys, columns, stamped) in enumerate(changes):
+        assignments = [f"{c} = r.{c}" for c in columns if c not in keys]
+        if stamped:
+            assignments.append("updated_at = now()")
+        found = " AND ".join(f"t.{k} = r.{k}" for k in keys)
+        parts.append(
+            f"change_{n} AS (UPDATE {name} t SET {', '.join(assignments)} FROM"
+            f" jsonb_populate_record(NULL::{name}, CAST(CAST(:change_{n} AS text) AS jsonb)) r"
+            f" WHERE {found})"
+        )
+    return text("WITH " + ", ".join(parts) + " SELECT 1")
 
 
-def _to_json(rows: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(list(rows), default=_json_value, separators=(",", ":"))
+def _to_json(rows: Sequence[dict[str, Any]] | dict[str, Any]) -> str:
+    return json.dumps(rows, default=_json_value, separators=(",", ":"))
 
 
 def _json_value(value: object) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
-    raise TypeError(f"{type(value).__name__} has no JSON form for insert_rows")
+    raise TypeError(f"{type(value).__name__} has no JSON form for write_rows")
 
 
 async def order_by_key(conn: AsyncConnection, idempotency_key: str) -> Any | None:
@@ -369,31 +399,11 @@ async def get_order(conn: AsyncConnection, order_id: str, *, lock: bool = False)
     return (await conn.execute(text(query), {"id": order_id})).first()
 
 
-async def update_order(conn: AsyncConnection, order_id: str, **values: Any) -> None:
-    # Core, so each value is bound as its column's type (JSONB, arrays).
-    orders = table(OrderRow)
-    await conn.execute(
-        update(orders).where(orders.c.order_id == order_id).values(**values, updated_at=func.now())
-    )
-
-
 async def order_lines(conn: AsyncConnection, order_id: str, *, lock: bool = False) -> Sequence[Any]:
     query = "SELECT * FROM order_lines WHERE order_id = :id ORDER BY sku" + (
         " FOR UPDATE" if lock else ""
     )
     return (await conn.execute(text(query), {"id": order_id})).all()
-
-
-async def set_given_back(
-    conn: AsyncConnection, order_id: str, sku: str, returned: int, cancelled: int
-) -> None:
-    await conn.execute(
-        text(
-            "UPDATE order_lines SET returned_quantity = :r, cancelled_quantity = :c"
-            " WHERE order_id = :id AND sku = :sku"
-        ),
-        {"r": returned, "c": cancelled, "id": order_id, "sku": sku},
-    )
 
 
 async def set_fulfillment_lines(
@@ -450,16 +460,6 @@ async def fulfillment_lines(
     for row in rows:
         lines[row.fulfillment_id][row.sku] = row.quantity
     return lines
-
-
-async def update_fulfillment(conn: AsyncConnection, fulfillment_id: str, **values: Any) -> None:
-    assignments = ", ".join(f"{column} = :{column}" for column in values)
-    await conn.execute(
-        text(
-            f"UPDATE fulfillments SET {assignments}, updated_at = now() WHERE fulfillment_id = :fid"
-        ),
-        {**values, "fid": fulfillment_id},
-    )
 
 
 async def fulfillment_page(

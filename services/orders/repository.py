@@ -288,12 +288,12 @@ class OrderRepository:
         return [(r.order_id, r.fulfillment_id) for r in rows]
 
     async def save(self) -> None:
-        """Write every order this unit of work added or loaded, as far as it changed: its new
-        rows (all of an order placed, fulfillments of a reroute, routing decisions) in one
-        statement, its changes one statement each."""
+        """Write every order this unit of work added or loaded, as far as it changed, each in
+        one statement (`db.write_rows`)."""
         for order in self._seen.values():
+            changes: list[db.Change] = []
             if order.order_id in self._stored:
-                new_rows = await self._update(order)
+                new_rows = await self._update(order, changes)
             else:
                 new_rows = self._insert(order)
             if order.decisions:
@@ -302,7 +302,7 @@ class OrderRepository:
                     for d in order.decisions
                 ]
                 order.decisions.clear()
-            await db.insert_rows(self._conn, new_rows)
+            await db.write_rows(self._conn, new_rows, changes)
             self._remember(order)
 
     def _insert(self, order: Order) -> dict[str, list[dict[str, Any]]]:
@@ -324,17 +324,27 @@ class OrderRepository:
             **_fulfillment_rows(order.order_id, order.fulfillments),
         }
 
-    async def _update(self, order: Order) -> dict[str, list[dict[str, Any]]]:
-        """Write the changes of a stored order; its new fulfillments are left to insert."""
+    async def _update(
+        self, order: Order, changes: list[db.Change]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The changes of a stored order into `changes`, and its new fulfillments' rows."""
         stored_order, stored_lines, stored_fulfillments = self._stored[order.order_id]
         values = _order_values(order)
         changed = {k: values[k] for k in _ORDER_CHANGES if values[k] != stored_order[k]}
         if changed:
-            await db.update_order(self._conn, order.order_id, **changed)
+            changes.append(
+                db.Change(_ORDERS, ("order_id",), {"order_id": order.order_id, **changed})
+            )
         for sku, line in order.lines.items():
             given_back = (line.returned_quantity, line.cancelled_quantity)
             if given_back != stored_lines[sku]:
-                await db.set_given_back(self._conn, order.order_id, sku, *given_back)
+                row = {
+                    "order_id": order.order_id,
+                    "sku": sku,
+                    "returned_quantity": line.returned_quantity,
+                    "cancelled_quantity": line.cancelled_quantity,
+                }
+                changes.append(db.Change(_ORDER_LINES, ("order_id", "sku"), row, stamped=False))
         new: list[Fulfillment] = []
         for f in order.fulfillments:
             now = _fulfillment_values(order.order_id, f)
@@ -344,8 +354,10 @@ class OrderRepository:
                 continue
             changed = {k: now[k] for k in _FULFILLMENT_CHANGES if now[k] != before[k]}
             if changed:
-                await db.update_fulfillment(self._conn, f.fulfillment_id, **changed)
+                row = {"fulfillment_id": f.fulfillment_id, **changed}
+                changes.append(db.Change(_FULFILLMENTS, ("fulfillment_id",), row))
             if f.lines != before["lines"]:
+                # Rows deleted and changed: a statement of its own, before the others.
                 await db.set_fulfillment_lines(self._conn, f.fulfillment_id, f.lines)
         return _fulfillment_rows(order.order_id, new)
 
