@@ -6,7 +6,7 @@ saves every order it loaded and puts the messages they recorded in the outbox, i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -50,8 +50,9 @@ class _Stored(dict[str, Any]):
         return self[name]
 
     def moment(self, name: str) -> datetime | None:
+        """In UTC, as asyncpg gives a timestamp (JSON has it in the session's time zone)."""
         value = self[name]
-        return None if value is None else datetime.fromisoformat(value)
+        return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
 # The columns of an order and a fulfillment that the aggregate may change after they are stored.
