@@ -90,6 +90,10 @@ class _RedoWithSavepoints(Exception):
         self.failure = failure
 
 
+# The position of no message: a batch done again with savepoints for a failure of its own.
+_NO_MESSAGE = ("", -1, -1)
+
+
 class Unprocessable(Exception):
     """A handler's verdict that this message can never be applied (it names a location that does
     not exist, say): it is parked in `dead_letters` at once with this reason, instead of being
@@ -267,7 +271,14 @@ class Dispatcher(Generic[UoW]):
             if isinstance(parsed, tuple) and parsed[0].id not in first:
                 first[parsed[0].id] = delivery.position
                 types[parsed[0].id] = parsed[0].type
-        claimed = await batch.claim_messages(self.consumer, list(types.items()))
+        try:
+            claimed = await batch.claim_messages(self.consumer, list(types.items()))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # An id the database refuses (a NUL in it, say) fails the claim of every message:
+            # the batch is done again with each claiming its own, and that one is parked alone.
+            raise _RedoWithSavepoints(_NO_MESSAGE, exc) from exc
         return {first[event_id] for event_id in claimed}
 
     async def _handle(

@@ -170,3 +170,62 @@ async def test_a_batch_claims_its_inbox_rows_at_once_and_applies_each_event_once
         )
         assert answers.scalar_one() == 6
     await assert_ledger_reconciles(inventory)
+
+
+async def test_an_id_the_database_refuses_is_parked_alone(
+    inventory: httpx.AsyncClient,
+    inventory_app: FastAPI,
+    store: dict[str, Any],
+    unique: Callable[[str], str],
+) -> None:
+    """A CloudEvent id with a NUL in it fails the poll's claim of every message at once: the
+    batch is done again with a claim per message, the others apply and that one is parked."""
+    sku = unique("NULID")
+    await set_stock(inventory, store["location_id"], sku, on_hand=10)
+    engine = inventory_app.state.runtime.engine
+    consumer = unique("tests.nul")
+    dispatcher = Dispatcher[UnitOfWork](
+        consumer,
+        {ReserveStock: handlers.reserve_stock},
+        lambda: UnitOfWork(engine, source="/tests"),
+        max_attempts=2,
+        retry_delay=0,
+    )
+    prefix = unique("nul")
+    deliveries = []
+    for n, event_id in enumerate([str(uuid.uuid4()), "bad\x00id", str(uuid.uuid4())]):
+        command = ReserveStock(
+            order_id=f"{prefix}-order-{n}",
+            fulfillment_id=f"{prefix}-f{n}",
+            reservation_id=f"{prefix}-r{n}",
+            location_id=store["location_id"],
+            lines=(StockLine(sku=sku, quantity=1),),
+        )
+        deliveries.append(
+            Delivery(
+                topic="inventory.commands.v1",
+                partition=n,  # a partition each: the bad one holds up no other
+                offset=0,
+                key=command.order_id.encode(),
+                value=envelope_bytes(command, event_id=event_id),
+                headers={},
+            )
+        )
+
+    for _ in range(3):  # read again after each failure, as the consumer would
+        try:
+            await dispatcher.dispatch_batch(deliveries)
+            break
+        except Exception:  # the failure that makes the consumer read again
+            continue
+    else:
+        raise AssertionError("the batch never went through")
+    assert (await level(inventory, store["location_id"], sku))["reserved"] == 2
+    async with engine.connect() as conn:
+        parked = await conn.execute(
+            text("SELECT reason FROM dead_letters WHERE consumer = :c"), {"c": consumer}
+        )
+        reasons = [row.reason for row in parked]
+    assert len(reasons) == 1
+    assert "handler failed 2 times" in reasons[0]
+    await assert_ledger_reconciles(inventory)
