@@ -545,11 +545,25 @@ def start_profiles(running: Running, seconds: int, into: Path) -> list[subproces
                 str(into / f"{name}.{ext}"),
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for name, pid in service_pids(running).items()
         for fmt, ext in (("flamegraph", "svg"), ("raw", "stacks"))
     ]
+
+
+def finish_profiles(spies: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Wait for the samplers; fail saying why if one could not sample (py-spy attaches to a
+    process it did not start, which Linux allows only to root or with ptrace permitted)."""
+    for spy in spies:
+        _, error = spy.communicate(timeout=60)
+        if spy.returncode != 0:
+            raise SystemExit(
+                f"py-spy could not sample ({spy.args!r}): "
+                f"{error.decode(errors='replace').strip()[-500:]}\n"
+                "It needs to attach to the services: run `make profile` as root (sudo), or allow "
+                "it with `sudo sysctl kernel.yama.ptrace_scope=0`."
+            )
 
 
 def hottest(stacks: Path, top: int = 30) -> str:
@@ -665,8 +679,7 @@ def main() -> None:
             )
         )
         cpu.append(cpu_by_process(running))
-        for spy in spies:
-            spy.wait(30)
+        finish_profiles(spies)
         rate = max(5.0, round(most.confirmed_rate / 2))
         say(
             f"… orders at a steady {rate:.0f}/s (half that), a new shopper every {1000 / rate:.0f} "

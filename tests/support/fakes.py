@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.infrastructure.inbox import Delivery
+from services.contracts.inventory import ReleaseStock
+from services.infrastructure.inbox import Delivery, Dispatcher
 
 
 class FakeUnitOfWork:
@@ -74,3 +75,14 @@ class FakeUnitOfWork:
             else:
                 self.store["emitted"].append(value)
         self.pending = []
+
+
+def make_dispatcher(store: dict[str, Any], handler: Any) -> Dispatcher[Any]:
+    """A dispatcher of ReleaseStock to `handler`, over `store`, retrying at once."""
+    return Dispatcher(
+        "test-consumer",
+        {ReleaseStock: handler},
+        lambda: FakeUnitOfWork(store),
+        max_attempts=3,
+        retry_delay=0,
+    )

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.contracts.inventory import ReserveStock, StockLine
 from services.infrastructure.database import UnitOfWork
@@ -20,6 +21,53 @@ from tests.integration.inventory.conftest import assert_ledger_reconciles, level
 from tests.support.kafka import envelope_bytes
 
 pytestmark = pytest.mark.integration
+
+
+def reserve_one(prefix: str, n: int, location_id: str, sku: str) -> ReserveStock:
+    """Order `n` of a test's orders, for one unit of `sku`."""
+    return ReserveStock(
+        order_id=f"{prefix}-order-{n}",
+        fulfillment_id=f"{prefix}-f{n}",
+        reservation_id=f"{prefix}-r{n}",
+        location_id=location_id,
+        lines=(StockLine(sku=sku, quantity=1),),
+    )
+
+
+def delivered(command: ReserveStock, event_id: str, partition: int, offset: int) -> Delivery:
+    return Delivery(
+        topic="inventory.commands.v1",
+        partition=partition,
+        offset=offset,
+        key=command.order_id.encode(),
+        value=envelope_bytes(command, event_id=event_id),
+        headers={},
+    )
+
+
+async def inbox_rows(engine: AsyncEngine, consumer: str) -> dict[str, int]:
+    """How many inbox rows `consumer` has per event id."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT event_id, count(*) FROM inbox WHERE consumer = :c GROUP BY event_id"),
+            {"c": consumer},
+        )
+        return {event_id: count for event_id, count in rows}
+
+
+async def reservations_answered(engine: AsyncEngine, prefix: str) -> dict[str, int]:
+    """How many StockReserved answers the outbox holds per reservation of a test's orders."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT payload->'data'->>'reservation_id', count(*) FROM outbox"
+                " WHERE event_type = 'omniroute.inventory.stock_reserved.v1'"
+                " AND payload->'data'->>'reservation_id' LIKE :prefix"
+                " GROUP BY 1"
+            ),
+            {"prefix": f"{prefix}-r%"},
+        )
+        return {reservation_id: n for reservation_id, n in rows}
 
 
 async def test_a_redelivered_batch_has_one_effect_per_event(
@@ -48,26 +96,10 @@ async def test_a_redelivered_batch_has_one_effect_per_event(
         retry_delay=0,
     )
     prefix = unique("batch")
-    commands = [
-        ReserveStock(
-            order_id=f"{prefix}-order-{n}",
-            fulfillment_id=f"{prefix}-f{n}",
-            reservation_id=f"{prefix}-r{n}",
-            location_id=store["location_id"],
-            lines=(StockLine(sku=sku, quantity=1),),
-        )
-        for n in range(8)
-    ]
+    commands = [reserve_one(prefix, n, store["location_id"], sku) for n in range(8)]
     event_ids = [str(uuid.uuid4()) for _ in commands]
     deliveries = [
-        Delivery(
-            topic="inventory.commands.v1",
-            partition=n % 2,
-            offset=n,
-            key=command.order_id.encode(),
-            value=envelope_bytes(command, event_id=event_id),
-            headers={},
-        )
+        delivered(command, event_id, partition=n % 2, offset=n)
         for n, (command, event_id) in enumerate(zip(commands, event_ids, strict=True))
     ]
     # A repeat of the first message inside the same batch, and a poison message.
@@ -83,24 +115,9 @@ async def test_a_redelivered_batch_has_one_effect_per_event(
     await dispatcher.dispatch_batch(deliveries)  # the whole batch, read again
     assert (await level(inventory, store["location_id"], sku))["reserved"] == 8
 
+    assert await inbox_rows(engine, consumer) == dict.fromkeys(event_ids, 1)
+    assert await reservations_answered(engine, prefix) == {c.reservation_id: 1 for c in commands}
     async with engine.connect() as conn:
-        inbox = await conn.execute(
-            text("SELECT event_id, count(*) FROM inbox WHERE consumer = :c GROUP BY event_id"),
-            {"c": consumer},
-        )
-        assert {event_id: count for event_id, count in inbox} == dict.fromkeys(event_ids, 1)
-        answers = await conn.execute(
-            text(
-                "SELECT payload->'data'->>'reservation_id', count(*) FROM outbox"
-                " WHERE event_type = 'omniroute.inventory.stock_reserved.v1'"
-                " AND payload->'data'->>'reservation_id' LIKE :prefix"
-                " GROUP BY 1"
-            ),
-            {"prefix": f"{prefix}-r%"},
-        )
-        assert {reservation_id: n for reservation_id, n in answers} == {
-            c.reservation_id: 1 for c in commands
-        }
         parked = await conn.execute(
             text("SELECT count(*) FROM dead_letters WHERE consumer = :c"), {"c": consumer}
         )
@@ -129,21 +146,8 @@ async def test_a_batch_claims_its_inbox_rows_at_once_and_applies_each_event_once
     prefix = unique("claim")
 
     def delivery(n: int, offset: int, event_id: str) -> Delivery:
-        command = ReserveStock(
-            order_id=f"{prefix}-order-{n}",
-            fulfillment_id=f"{prefix}-f{n}",
-            reservation_id=f"{prefix}-r{n}",
-            location_id=store["location_id"],
-            lines=(StockLine(sku=sku, quantity=1),),
-        )
-        return Delivery(
-            topic="inventory.commands.v1",
-            partition=0,
-            offset=offset,
-            key=command.order_id.encode(),
-            value=envelope_bytes(command, event_id=event_id),
-            headers={},
-        )
+        command = reserve_one(prefix, n, store["location_id"], sku)
+        return delivered(command, event_id, partition=0, offset=offset)
 
     ids = [str(uuid.uuid4()) for _ in range(6)]
     await dispatcher.dispatch_batch([delivery(n, n, ids[n]) for n in range(2)])
@@ -154,21 +158,8 @@ async def test_a_batch_claims_its_inbox_rows_at_once_and_applies_each_event_once
     await dispatcher.dispatch_batch(again)
     assert (await level(inventory, store["location_id"], sku))["reserved"] == 6
 
-    async with engine.connect() as conn:
-        inbox = await conn.execute(
-            text("SELECT event_id, count(*) FROM inbox WHERE consumer = :c GROUP BY event_id"),
-            {"c": consumer},
-        )
-        assert {event_id: count for event_id, count in inbox} == dict.fromkeys(ids, 1)
-        answers = await conn.execute(
-            text(
-                "SELECT count(*) FROM outbox"
-                " WHERE event_type = 'omniroute.inventory.stock_reserved.v1'"
-                " AND payload->'data'->>'reservation_id' LIKE :prefix"
-            ),
-            {"prefix": f"{prefix}-r%"},
-        )
-        assert answers.scalar_one() == 6
+    assert await inbox_rows(engine, consumer) == dict.fromkeys(ids, 1)
+    assert await reservations_answered(engine, prefix) == {f"{prefix}-r{n}": 1 for n in range(6)}
     await assert_ledger_reconciles(inventory)
 
 
@@ -192,25 +183,14 @@ async def test_an_id_the_database_refuses_is_parked_alone(
         retry_delay=0,
     )
     prefix = unique("nul")
-    deliveries = []
-    for n, event_id in enumerate([str(uuid.uuid4()), "bad\x00id", str(uuid.uuid4())]):
-        command = ReserveStock(
-            order_id=f"{prefix}-order-{n}",
-            fulfillment_id=f"{prefix}-f{n}",
-            reservation_id=f"{prefix}-r{n}",
-            location_id=store["location_id"],
-            lines=(StockLine(sku=sku, quantity=1),),
+    ids = [str(uuid.uuid4()), "bad\x00id", str(uuid.uuid4())]
+    # A partition each: the bad one holds up no other.
+    deliveries = [
+        delivered(
+            reserve_one(prefix, n, store["location_id"], sku), event_id, partition=n, offset=0
         )
-        deliveries.append(
-            Delivery(
-                topic="inventory.commands.v1",
-                partition=n,  # a partition each: the bad one holds up no other
-                offset=0,
-                key=command.order_id.encode(),
-                value=envelope_bytes(command, event_id=event_id),
-                headers={},
-            )
-        )
+        for n, event_id in enumerate(ids)
+    ]
 
     for _ in range(3):  # read again after each failure, as the consumer would
         try:

@@ -9,24 +9,9 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from services.contracts.inventory import ReleaseStock
-from services.infrastructure.inbox import Delivery, Dispatcher, Unprocessable
-from tests.support.fakes import FakeUnitOfWork
+from services.infrastructure.inbox import Delivery, Unprocessable
+from tests.support.fakes import FakeUnitOfWork, make_dispatcher
 from tests.support.kafka import envelope_bytes
-
-
-@pytest.fixture
-def store() -> dict[str, Any]:
-    return {"claimed": set(), "dead": [], "emitted": []}
-
-
-def make_dispatcher(store: dict[str, Any], handler: Any) -> Dispatcher[Any]:
-    return Dispatcher(
-        "test-consumer",
-        {ReleaseStock: handler},
-        lambda: FakeUnitOfWork(store),
-        max_attempts=3,
-        retry_delay=0,
-    )
 
 
 def release(order_id: str) -> ReleaseStock:

@@ -11,23 +11,8 @@ from sqlalchemy.exc import OperationalError
 from services.contracts.inventory import ReleaseStock
 from services.infrastructure.errors import ServiceUnavailable
 from services.infrastructure.inbox import Delivery, Dispatcher, Unprocessable
-from tests.support.fakes import FakeUnitOfWork
+from tests.support.fakes import FakeUnitOfWork, make_dispatcher
 from tests.support.kafka import cloud_event, envelope_bytes
-
-
-@pytest.fixture
-def store() -> dict[str, Any]:
-    return {"claimed": set(), "dead": [], "emitted": []}
-
-
-def make_dispatcher(store: dict[str, Any], handler: Any) -> Dispatcher[Any]:
-    return Dispatcher(
-        "test-consumer",
-        {ReleaseStock: handler},
-        lambda: FakeUnitOfWork(store),
-        max_attempts=3,
-        retry_delay=0,
-    )
 
 
 def delivery(value: bytes, offset: int = 0) -> Delivery:
